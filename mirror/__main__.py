@@ -1,0 +1,4 @@
+"""python -m mirror"""
+from mirror.cli import main
+
+raise SystemExit(main())
