@@ -1,4 +1,5 @@
 """python -m mirror"""
+
 from mirror.cli import main
 
 raise SystemExit(main())

@@ -7,6 +7,7 @@
     ├── BudgetExhausted              --max-credits reached before the selection was done    exit 4
     ├── IntegrityError               a fetched body failed a check (not a JPEG, too big…)   exit 5
     ├── TransportError               network trouble that outlived its retries              exit 5
+    ├── RedirectRefused              an API route redirected; the key never follows          exit 2
     └── ApiError                     the API answered with an error body
         ├── InvalidParam ... ServerError   one subclass per documented API ``code``
 
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "MirrorError", "UsageError", "DestinationError", "LockHeldError", "BudgetExhausted",
-    "IntegrityError", "TransportError", "ApiError", "InvalidParam", "InvalidCursor",
+    "IntegrityError", "TransportError", "RedirectRefused", "ApiError", "InvalidParam", "InvalidCursor",
     "AmbiguousBenchmark", "Unauthorized", "InsufficientCredits", "ForbiddenTier", "ForbiddenScope",
     "NotFound", "UnknownBenchmark", "RateLimited", "ServerError", "api_error_from_body",
     "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_AUTH", "EXIT_BUDGET", "EXIT_PARTIAL",
@@ -85,6 +86,12 @@ class TransportError(MirrorError):
     """The network or the server kept failing after the retries this request is allowed."""
 
     exit_code = EXIT_PARTIAL
+
+
+class RedirectRefused(MirrorError):
+    """An API route answered with a redirect; following it could send the key to another host."""
+
+    exit_code = EXIT_USAGE
 
 
 class ApiError(MirrorError):

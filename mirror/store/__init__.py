@@ -1,0 +1,20 @@
+"""The on-disk store: where files go in DEST, the Parquet manifest, and the destination lock."""
+
+from mirror.store.layout import Layout, destination_error, image_relpath, resolve_inside, safe_component
+from mirror.store.lock import DestLock
+from mirror.store.manifest import (
+    MANIFEST_SCHEMA,
+    ManifestIndex,
+    ManifestWriter,
+    MirroredFile,
+    compact,
+    open_manifest,
+    recover,
+    row_from_item,
+)
+
+__all__ = [
+    "Layout", "safe_component", "image_relpath", "resolve_inside", "destination_error", "DestLock",
+    "MANIFEST_SCHEMA", "ManifestIndex", "ManifestWriter", "MirroredFile", "compact", "open_manifest",
+    "recover", "row_from_item",
+]

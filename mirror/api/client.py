@@ -1,0 +1,164 @@
+"""The Margen API client: one aiohttp session, auth, deadlines, retries and the rate limiter.
+
+Every API call goes through ``_get``: it waits for the key's rate-limiter slot, sends the bearer
+key with a total deadline, never follows redirects (a cross-host redirect would leak the key or
+lose it), retries 5xx and network failures with jittered back-off, handles 429 through the limiter
+and turns error bodies into the ``mirror.errors`` subclass for their ``code``. Storage fetches of
+signed URLs do not go through here: they use a separate session that has no key at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from mirror.api.models import Benchmark, Catalog, Download, Page, Usage
+from mirror.config import ApiKey, Retries, Timeouts
+from mirror.errors import RateLimited, RedirectRefused, ServerError, TransportError, api_error_from_body
+from mirror.ratelimit import RateLimiter
+
+__all__ = ["MargenClient", "API_PREFIX"]
+
+API_PREFIX = "/api/v1/data"
+_USER_AGENT = "margen-mirror/0.1"
+
+
+class MargenClient:
+    """Async client for ``/benchmarks``, ``/catalog``, ``/items``, ``/download`` and ``/usage``."""
+
+    def __init__(self, api_key: ApiKey, base_url: str, *, limiter: RateLimiter,
+                 timeouts: Timeouts = Timeouts(), retries: Retries = Retries(),
+                 connections: int = 64) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        self.timeouts = timeouts
+        self.retries = retries
+        self.api_calls = 0          # requests sent to API routes, retries included
+        self._key = api_key
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+        self._rng = random.Random()
+
+    async def __aenter__(self) -> MargenClient:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections),
+            headers={"Authorization": f"Bearer {self._key.reveal()}", "User-Agent": _USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=self.timeouts.api, connect=self.timeouts.connect),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key masked: for any message that may quote a server's words."""
+        return self._key.redact(text)
+
+    # -- operations ---------------------------------------------------------------------------
+    async def benchmarks(self) -> list[Benchmark]:
+        body = await self._get("/benchmarks")
+        return [Benchmark.from_json(b) for b in self._list(body, "benchmarks")]
+
+    async def catalog(self, benchmark: str | None) -> Catalog:
+        body = await self._get("/catalog", params={"benchmark": benchmark} if benchmark else None)
+        return self._parse(Catalog.from_json, body, "catalog")
+
+    async def usage(self) -> Usage:
+        return self._parse(Usage.from_json, await self._get("/usage"), "usage")
+
+    async def items(self, params: dict[str, str]) -> Page:
+        return self._parse(Page.from_json, await self._get("/items", params=params), "items")
+
+    async def download(self, item_id: str, *, idempotency_key: str) -> Download:
+        """Reserve one item: debits a credit unless the account owns it. Always idempotent."""
+        path = "/download/" + quote(item_id, safe="")
+        body = await self._get(path, headers={"Idempotency-Key": idempotency_key})
+        received = time.monotonic()
+        return self._parse(lambda b: Download.from_json(b, received_at=received), body, "download")
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _list(self, body: Any, what: str) -> list[dict[str, Any]]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise TransportError(f"malformed {what} response from {self.base_url}: no data list")
+        return [d for d in data if isinstance(d, dict)]
+
+    def _parse(self, build: Any, body: Any, what: str) -> Any:
+        try:
+            return build(body)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TransportError(f"malformed {what} response from {self.base_url}: {exc}") from None
+
+    async def _get(self, path: str, *, params: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None) -> Any:
+        if self._session is None:
+            raise RuntimeError("use 'async with MargenClient(...)'")
+        url = self.base_url + API_PREFIX + path
+        failures = 0
+        throttled_since: float | None = None
+        while True:
+            await self.limiter.acquire()
+            self.api_calls += 1
+            try:
+                status, body = await self._send(url, params, headers)
+            except (TimeoutError, aiohttp.ClientError, TransportError) as exc:
+                failures += 1
+                if failures >= self.retries.attempts:
+                    raise TransportError(self._key.redact(
+                        f"{path}: {_describe(exc)} after {failures} attempts; run again to resume")) from None
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            if status == 200:
+                self.limiter.on_success()
+                return body
+            error = api_error_from_body(status, body)
+            error.message = self._key.redact(error.message)
+            if isinstance(error, RateLimited):
+                now = time.monotonic()
+                throttled_since = throttled_since or now
+                if now - throttled_since > self.retries.rate_limit_patience:
+                    raise error
+                await asyncio.sleep(self.limiter.on_throttled())
+                continue
+            if isinstance(error, ServerError) or status >= 500:
+                failures += 1
+                if failures >= self.retries.attempts:
+                    raise error
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            raise error
+
+    async def _send(self, url: str, params: dict[str, str] | None,
+                    headers: dict[str, str] | None) -> tuple[int, Any]:
+        assert self._session is not None
+        async with self._session.get(url, params=params, headers=headers, allow_redirects=False) as resp:
+            if 300 <= resp.status < 400:
+                target = resp.headers.get("Location", "?")
+                raise RedirectRefused(f"the server redirected to {target}; the key is never sent on a "
+                                       f"redirect: set --base-url to the canonical host")
+            raw = await resp.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            if resp.status >= 500:
+                return resp.status, None
+            raise TransportError(f"malformed JSON (HTTP {resp.status}) from {url.split('?')[0]}") from None
+        return resp.status, body
+
+    def _backoff(self, failures: int) -> float:
+        cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
+        return cap * (0.5 + self._rng.random() / 2)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer before the deadline"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,100 @@
+"""``margen-mirror``: verbs named for what the user wants, exit codes a cron job can branch on.
+
+    0 complete · 1 internal error · 2 bad usage or input · 3 auth · 4 budget or 402
+    5 partial (retryable failures; run again) · 6 destination locked · 130 interrupted
+
+The API key is read from ``MARGEN_API_KEY`` or ``--api-key-file``; there is deliberately no flag
+that takes the key itself, because command lines end up in shell history and process lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mirror.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MirrorError
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-url", help="API host (default: $MARGEN_BASE_URL or https://www.margensoftware.com)")
+    p.add_argument("--api-key-file", metavar="FILE", help="read the key from FILE instead of $MARGEN_API_KEY")
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON result on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _add_selection(p: argparse.ArgumentParser, *, dest_required: bool) -> None:
+    p.add_argument("words", nargs="*", metavar="JOB.toml | KEY=V1,V2",
+                   help="a job file and/or filters (OR within a key, AND across keys), e.g. kind=fake")
+    p.add_argument("--benchmark", help="benchmark id (optional when the key sees exactly one)")
+    p.add_argument("--dest", required=False, help="destination folder" + (" (required)" if dest_required else ""))
+    p.add_argument("--lineage", action="store_true", help="whole lineages of the matching items")
+    p.add_argument("--distinct-identities", action="store_true", help="one representative item per person")
+    p.add_argument("--include-metadata", action="store_true", help="store the full label object in the manifest")
+    p.add_argument("--max-credits", type=int, metavar="N", help="never spend more than N credits in this run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="margen-mirror", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="exit codes: 0 complete, 1 internal, 2 usage, 3 auth, 4 budget/402, "
+                                            "5 partial (run again), 6 locked, 130 interrupted")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, text in (("benchmarks", "list the benchmarks the key can query"),
+                       ("usage", "show the key's tier and credit balance")):
+        _add_common(sub.add_parser(verb, help=text))
+    p = sub.add_parser("catalog", help="show a benchmark's dimensions and allowed values")
+    _add_common(p)
+    p.add_argument("--benchmark")
+    p = sub.add_parser("plan", help="what a sync would cost, before spending anything")
+    _add_common(p)
+    _add_selection(p, dest_required=False)
+    p = sub.add_parser("sync", help="mirror a selection (resumable; never pays twice)")
+    _add_common(p)
+    _add_selection(p, dest_required=True)
+    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    p.add_argument("--rate-limit", type=float, metavar="N", help="API requests per minute for this key (default 60)")
+    p.add_argument("--concurrency", type=int, metavar="N", help="parallel storage fetches (default 32)")
+    for verb, text in (("status", "what a destination holds, per cell and perturbation"),
+                       ("compact", "merge the manifest's parts into one file")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("dest")
+        p.add_argument("--json", action="store_true")
+    p = sub.add_parser("verify", help="re-hash every file against the manifest (and --repair for free)")
+    _add_common(p)
+    p.add_argument("dest")
+    p.add_argument("--repair", action="store_true", help="re-fetch missing or damaged files (free: already owned)")
+    p.add_argument("--rate-limit", type=float, metavar="N")
+    p = sub.add_parser("demo", help="start the embedded emulator and mirror a sample into ./margen-demo")
+    p.add_argument("--dest", default="margen-demo")
+    p.add_argument("--items", type=int, default=600, help="corpus size of the embedded emulator")
+    p.add_argument("-q", "--quiet", action="store_true")
+    sub.add_parser("emulator", help="run the local Margen API emulator (see: margen-mirror emulator --help)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emulator"]:
+        from mirror.emulator import main as emulator_main
+        return emulator_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    from mirror.cli import verbs
+    try:
+        return verbs.run(args)
+    except MirrorError as exc:
+        print(f"margen-mirror: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("margen-mirror: interrupted; finished work is saved: run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_USAGE
+    except Exception as exc:          # a bug: one line, never a traceback with secrets in its frames
+        print(f"margen-mirror: internal error ({type(exc).__name__}); please report it with the command "
+              "you ran", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,144 @@
+"""One function per verb: turn parsed flags into library calls and print the result."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mirror.api.client import MargenClient
+from mirror.cli.output import Progress, emit, say
+from mirror.config import Limits, Retries, Timeouts, load_api_key, resolve_base_url
+from mirror.engine.status import read_status
+from mirror.engine.sync import run_plan, run_repair, run_sync
+from mirror.engine.verify import verify_files
+from mirror.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from mirror.jobs import Selection, SyncJob, load_job_file, parse_filter_words
+from mirror.ratelimit import RateLimiter
+from mirror.store import Layout, compact
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {"benchmarks": _benchmarks, "usage": _usage, "catalog": _catalog, "plan": _plan, "sync": _sync,
+               "status": _status, "compact": _compact, "verify": _verify, "demo": _demo}[args.verb]
+    return handler(args)
+
+
+def job_from_args(args: argparse.Namespace, *, need_dest: bool) -> SyncJob:
+    """Merge a job file (if any) with flags and KEY=V words; flags and words win over the file."""
+    files = [w for w in args.words if w.endswith(".toml") and "=" not in w]
+    if len(files) > 1:
+        raise UsageError("give at most one job file")
+    job = load_job_file(files[0]) if files else None
+    words = parse_filter_words(w for w in args.words if w not in files)
+    base = job.selection if job else Selection()
+    selection = Selection(benchmark=args.benchmark or base.benchmark, filters={**base.filters, **words},
+                          lineage=args.lineage or base.lineage,
+                          distinct_identities=args.distinct_identities or base.distinct_identities,
+                          include_metadata=args.include_metadata or base.include_metadata)
+    dest = Path(args.dest).expanduser() if args.dest else (job.dest if job else None)
+    if dest is None:
+        if need_dest:
+            raise UsageError("sync needs --dest FOLDER (or a job file with dest = \"FOLDER\")")
+        dest = Path(".")
+    limits = job.limits if job else Limits()
+    rate = getattr(args, "rate_limit", None)
+    concurrency = getattr(args, "concurrency", None)
+    limits = dataclasses.replace(limits, rate_limit=rate or limits.rate_limit,
+                                 concurrency=concurrency or limits.concurrency)
+    max_credits = args.max_credits if args.max_credits is not None else (job.max_credits if job else None)
+    return SyncJob(selection=selection, dest=dest, max_credits=max_credits, limits=limits)
+
+
+async def _with_client(args: argparse.Namespace, fn: Any) -> Any:
+    client = MargenClient(load_api_key(args.api_key_file), resolve_base_url(args.base_url),
+                          limiter=RateLimiter(60), timeouts=Timeouts(), retries=Retries())
+    async with client:
+        return await fn(client)
+
+
+def _benchmarks(args: argparse.Namespace) -> int:
+    found = anyio.run(_with_client, args, lambda c: c.benchmarks())
+    emit([dataclasses.asdict(b) for b in found], as_json=args.json,
+         lines=[f"{b.id:<28} {b.product:<10} {b.title}" for b in found])
+    return EXIT_OK
+
+
+def _usage(args: argparse.Namespace) -> int:
+    usage = anyio.run(_with_client, args, lambda c: c.usage())
+    emit(dataclasses.asdict(usage), as_json=args.json,
+         lines=[f"tier {usage.tier}, balance {usage.balance}, owner {usage.owner or '-'}"])
+    return EXIT_OK
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    catalog = anyio.run(_with_client, args, lambda c: c.catalog(args.benchmark))
+    lines = [f"{catalog.benchmark.id} ({catalog.tier} tier): {catalog.total} items"]
+    for dim in catalog.dimensions:
+        alias = f" (alias {dim.alias})" if dim.alias else ""
+        values = ", ".join(dim.values) if dim.values is not None else "any id (lineage key)"
+        lines.append(f"  {dim.key}{alias} [{dim.source}]: {values}")
+    emit(dataclasses.asdict(catalog), as_json=args.json, lines=lines)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    job = job_from_args(args, need_dest=False)
+    report = anyio.run(lambda: run_plan(job, api_key=load_api_key(args.api_key_file),
+                                        base_url=resolve_base_url(args.base_url)))
+    emit(report.to_dict(), as_json=args.json, lines=report.lines())
+    return EXIT_OK
+
+
+def _sync(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _plan(args)
+    job = job_from_args(args, need_dest=True)
+    key = load_api_key(args.api_key_file)
+    progress = Progress(enabled=not (args.quiet or args.json))
+    try:
+        report = anyio.run(lambda: run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
+                                            progress=progress.advance, on_total=progress.set_total))
+    finally:
+        progress.close()
+    if args.json:
+        emit(report.to_dict(), as_json=True)
+    else:
+        say(report.summary_line())
+    return report.exit_code
+
+
+def _status(args: argparse.Namespace) -> int:
+    report = read_status(args.dest)
+    emit(report.to_dict(), as_json=args.json, lines=report.lines())
+    return EXIT_OK
+
+
+def _compact(args: argparse.Namespace) -> int:
+    layout = Layout(Path(args.dest))
+    rows = compact(layout)
+    emit({"dest": args.dest, "rows": rows}, as_json=args.json, lines=[f"{args.dest}: manifest compacted, {rows} rows"])
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = verify_files(args.dest)
+    if args.repair and report.bad:
+        limits = Limits(rate_limit=args.rate_limit or Limits.rate_limit)
+        sync_report = anyio.run(lambda: run_repair(Path(args.dest), report.benchmarks, limits=limits,
+                                                   api_key=load_api_key(args.api_key_file),
+                                                   base_url=resolve_base_url(args.base_url)))
+        report.repaired = sync_report.mirrored
+    emit(report.to_dict(), as_json=args.json, lines=[report.line()])
+    unrepaired = len(report.bad) - report.repaired
+    return EXIT_OK if unrepaired <= 0 else EXIT_PARTIAL
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mirror.cli.demo import run_demo
+    return run_demo(Path(args.dest), items=args.items, quiet=args.quiet)

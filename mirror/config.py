@@ -1,0 +1,99 @@
+"""Typed value objects for how a run behaves, and where the API key comes from.
+
+Kept apart from the code that uses them so the CLI, job files and library callers all build the
+same objects, and so a reader sees every knob in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirror.errors import UsageError
+
+__all__ = ["DEFAULT_BASE_URL", "ApiKey", "Limits", "Timeouts", "Retries", "load_api_key", "resolve_base_url"]
+
+DEFAULT_BASE_URL = "https://www.margensoftware.com"   # the canonical host: the apex redirects, dropping auth
+
+
+class ApiKey:
+    """The API key, kept out of every repr, str, log line and exception message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        value = value.strip()
+        if not value:
+            raise UsageError("the API key is empty; set MARGEN_API_KEY or pass --api-key-file FILE")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The raw key, for the Authorization header only."""
+        return self._value
+
+    @property
+    def tier_hint(self) -> str:
+        return "test" if self._value.startswith("mgn_test_") else "live"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._value, "mgn_***")
+
+    def __repr__(self) -> str:
+        return "ApiKey(***)"
+
+    __str__ = __repr__
+
+
+def load_api_key(key_file: str | os.PathLike[str] | None = None) -> ApiKey:
+    """The key from ``key_file`` if given, else from ``MARGEN_API_KEY``; never from a flag."""
+    if key_file is not None:
+        try:
+            return ApiKey(Path(key_file).expanduser().read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read the API key file {key_file}: {exc.strerror}") from None
+    value = os.environ.get("MARGEN_API_KEY", "")
+    if not value.strip():
+        raise UsageError("no API key: export MARGEN_API_KEY=mgn_... or pass --api-key-file FILE")
+    return ApiKey(value)
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    url = (base_url or os.environ.get("MARGEN_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"base URL {url!r} must start with http:// or https://")
+    return url
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How hard a run may push: API requests per minute for the key, parallel storage fetches."""
+
+    rate_limit: float = 60.0        # the API's documented default per-key limit
+    concurrency: int = 32           # storage fetches in flight (not rate limited by the API)
+    max_image_bytes: int = 50 * 2**20
+
+    def __post_init__(self) -> None:
+        if self.rate_limit <= 0:
+            raise UsageError("--rate-limit must be a positive number of requests per minute")
+        if not 1 <= self.concurrency <= 1024:
+            raise UsageError("--concurrency must be between 1 and 1024")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every request has a total deadline, so nothing can hang."""
+
+    api: float = 30.0
+    storage: float = 60.0
+    connect: float = 10.0
+
+
+@dataclass(frozen=True)
+class Retries:
+    """Retry budget for transient failures (5xx, dropped connections, deadlines)."""
+
+    attempts: int = 6
+    backoff: float = 0.25
+    max_backoff: float = 15.0
+    rate_limit_patience: float = 900.0   # seconds of consecutive 429s tolerated before giving up

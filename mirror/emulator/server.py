@@ -1,0 +1,217 @@
+"""App factory, start-up, the background-thread runner for tests, and the ``emulator`` CLI.
+
+Binds 127.0.0.1 only.  ``serve`` runs until cancelled; ``start_emulator_thread`` runs the
+same app on its own event loop in a daemon thread so synchronous tests and scripts can
+drive it; ``main`` is the ``margen-mirror emulator`` verb (prints ``READY <url>`` once
+listening, stops cleanly on SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from mirror.emulator.admin import AdminClient, add_admin_routes
+from mirror.emulator.release import ReleaseBuilder, release_handler
+from mirror.emulator.routes import STATE_KEY, add_api_routes
+from mirror.emulator.state import EmulatorConfig, EmulatorState
+from mirror.emulator.storage import RELEASE_KEY, STORAGE_PREFIX, storage
+
+SHUTDOWN_GRACE = 0.5  # seconds in-flight requests get at stop (slow faults would hold it for minutes)
+
+
+@web.middleware
+async def _latency(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                   ) -> web.StreamResponse:
+    """The ``latency_ms`` fault: every API and storage request waits before it is handled."""
+    ms = request.app[STATE_KEY].faults.settings.latency_ms
+    if ms > 0 and not request.path.startswith("/_admin"):
+        await asyncio.sleep(ms / 1000)
+    return await handler(request)
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    app = web.Application(middlewares=[_latency], client_max_size=1024 * 1024)
+    app[STATE_KEY] = state
+    app[RELEASE_KEY] = ReleaseBuilder(state)
+    add_api_routes(app, release_handler)
+    app.router.add_get(STORAGE_PREFIX + "/{tail:.+}", storage)
+    if state.config.admin:
+        add_admin_routes(app)
+    return app
+
+
+async def _start(config: EmulatorConfig, data_dir: Path, port: int) -> tuple[web.AppRunner, EmulatorState, str]:
+    state = EmulatorState(config, data_dir)
+    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, port, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        state.close()
+        raise
+    bound = runner.addresses[0][1]
+    return runner, state, f"http://{config.host}:{bound}"
+
+
+async def _stop(runner: web.AppRunner, state: EmulatorState) -> None:
+    await runner.cleanup()
+    state.close()
+
+
+async def serve(config: EmulatorConfig, ready: Callable[[str], None] | None = None) -> None:
+    """Run the emulator until cancelled; ``ready(url)`` is called once it is listening."""
+    temp = config.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="margen-emulator-")) if temp else Path(config.data_dir)
+    try:
+        runner, state, url = await _start(config, data_dir, config.port)
+        try:
+            if ready is not None:
+                ready(url)
+            await asyncio.Event().wait()
+        finally:
+            await _stop(runner, state)
+    finally:
+        if temp:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+class RunningEmulator:
+    """An emulator served from a background thread; a context manager.
+
+    ``restart()`` stops and starts again on the same port and data_dir, so the ledger, the
+    signing secret and appended items persist, as they would across a real server restart.
+    """
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._temp = config.data_dir is None
+        self.data_dir = Path(tempfile.mkdtemp(prefix="margen-emulator-")) if self._temp else Path(config.data_dir)
+        self.port = config.port
+        self.url = ""
+        self.admin = AdminClient("http://127.0.0.1")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._running: tuple[web.AppRunner, EmulatorState] | None = None
+
+    @property
+    def state(self) -> EmulatorState:
+        """The live server state (for white-box assertions in tests)."""
+        assert self._running is not None, "emulator is not running"
+        return self._running[1]
+
+    def start(self) -> RunningEmulator:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                runner, state, url = loop.run_until_complete(_start(self.config, self.data_dir, self.port))
+            except BaseException as err:  # reported to the caller of start()
+                failure.append(err)
+                ready.set()
+                loop.close()
+                return
+            self._running, self.url = (runner, state), url
+            self.port = int(url.rsplit(":", 1)[1])
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(_stop(runner, state))
+                loop.run_until_complete(loop.shutdown_default_executor())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"margen-emulator-{self.port}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        self.admin = AdminClient(self.url)
+        return self
+
+    def _halt(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        if self._running is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._thread, self._loop, self._running = None, None, None
+
+    def stop(self) -> None:
+        self._halt()
+        if self._temp:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def restart(self) -> None:
+        self._halt()
+        self.start()
+
+    def __enter__(self) -> RunningEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_emulator_thread(config: EmulatorConfig) -> RunningEmulator:
+    """Start an emulator in a background thread; returns once it is listening."""
+    return RunningEmulator(config).start()
+
+
+def _parse(argv: list[str] | None) -> EmulatorConfig:
+    p = argparse.ArgumentParser(prog="margen-mirror emulator",
+                                description="Run the local Margen Attack-Data API emulator on 127.0.0.1.")
+    p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
+    p.add_argument("--items", type=int, default=EmulatorConfig.items, help="corpus size of synthetic-face-v1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--admin", action="store_true", help="enable the /_admin API")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--fail-rate", type=float, default=0.0, help="probability of a 500 on any API request")
+    p.add_argument("--url-ttl", type=int, default=300, help="signed URL lifetime in seconds")
+    p.add_argument("--data-dir", type=Path, default=None, help="ledger, secret and image cache (default: temp)")
+    a = p.parse_args(argv)
+    if a.items < 0 or not 0.0 <= a.fail_rate <= 1.0 or a.url_ttl < 1 or not 0 <= a.port < 65536:
+        p.error("--items >= 0, --fail-rate in [0, 1], --url-ttl >= 1, --port in [0, 65535]")
+    return EmulatorConfig(port=a.port, items=a.items, seed=a.seed, admin=a.admin, latency_ms=a.latency_ms,
+                          fail_rate=a.fail_rate, url_ttl=a.url_ttl, data_dir=a.data_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0."""
+    config = _parse(argv)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(serve(config, ready=lambda url: print(f"READY {url}", flush=True)))
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        waiter.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(run())
+    except OSError as err:  # e.g. the port is taken
+        print(f"emulator: cannot listen on 127.0.0.1:{config.port}: {err}", file=sys.stderr)
+        return 1
+    return 0

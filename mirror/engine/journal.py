@@ -1,0 +1,120 @@
+"""The reservation journal: which items this destination has paid for but not yet written.
+
+A credit is spent when ``/download`` answers, but the image only counts as mirrored once its
+manifest part is on disk. Anything can happen in between (a kill -9, a full disk, an expired
+URL), so every reservation is written here *before* the request is sent and again when the answer
+arrives, and marked done once its row is flushed. The next run fetches every pending item first:
+the account already owns it, so it is free.
+
+Format: JSON lines appended to ``.state/journal.jsonl`` with one ``os.write`` per record on an
+``O_APPEND`` descriptor, so a record is either whole or absent after a kill (a torn last line is
+ignored). Only ids and outcomes are written: never the key, never a signed URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Journal", "Pending", "read_pending"]
+
+
+@dataclass
+class Pending:
+    """An item reserved by an earlier run whose row never reached the manifest."""
+
+    item_id: str
+    benchmark: str | None
+    attempts: int = 0             # reservations sent so far (drives the Idempotency-Key renewal)
+    charged: bool | None = None   # None: the answer never arrived, so we cannot tell
+
+
+class Journal:
+    """Append-only record of reservations; ``pending`` is what earlier runs left unfinished."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pending: dict[str, Pending] = read_pending(path)
+        self._rewrite()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def attempts(self, item_id: str) -> int:
+        entry = self.pending.get(item_id)
+        return entry.attempts if entry else 0
+
+    def reserving(self, item_id: str, benchmark: str | None) -> None:
+        """Called before ``/download`` is sent: from here on a crash leaves a pending entry."""
+        entry = self.pending.setdefault(item_id, Pending(item_id, benchmark))
+        entry.attempts += 1
+        self._append({"op": "reserve", "id": item_id, "b": benchmark})
+
+    def reserved(self, item_id: str, charged: bool) -> None:
+        entry = self.pending.get(item_id)
+        if entry is not None:
+            entry.charged = bool(entry.charged) or charged
+        self._append({"op": "reserved", "id": item_id, "charged": charged})
+
+    def done(self, item_ids: list[str]) -> None:
+        """The rows of these items are in a flushed manifest part: forget them."""
+        if not item_ids:
+            return
+        for item_id in item_ids:
+            self.pending.pop(item_id, None)
+        self._append_many([{"op": "done", "id": i} for i in item_ids])
+
+    def was_charged(self, item_id: str) -> bool:
+        entry = self.pending.get(item_id)
+        return bool(entry and entry.charged)
+
+    def _append(self, record: dict[str, object]) -> None:
+        self._append_many([record])
+
+    def _append_many(self, records: list[dict[str, object]]) -> None:
+        stamp = round(time.time(), 3)
+        lines = "".join(json.dumps({**r, "t": stamp}, separators=(",", ":")) + "\n" for r in records)
+        os.write(self._fd, lines.encode())
+
+    def _rewrite(self) -> None:
+        """Start each run with a journal holding only what is still pending (atomic replace)."""
+        tmp = self.path.with_suffix(".rewrite")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for entry in self.pending.values():
+                for _ in range(entry.attempts):
+                    fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark}) + "\n")
+                if entry.charged is not None:
+                    fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+def read_pending(path: Path) -> dict[str, Pending]:
+    """Replay a journal without touching it (safe while another run holds the destination)."""
+    pending: dict[str, Pending] = {}
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return pending
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+            op, item_id = rec["op"], rec["id"]
+        except (ValueError, KeyError, TypeError):
+            continue            # a torn last line from a killed run
+        if op == "reserve":
+            entry = pending.setdefault(item_id, Pending(item_id, rec.get("b")))
+            entry.attempts += 1
+        elif op == "reserved" and item_id in pending:
+            entry = pending[item_id]
+            entry.charged = bool(entry.charged) or rec.get("charged") is True
+        elif op == "done":
+            pending.pop(item_id, None)
+    return pending

@@ -1,0 +1,110 @@
+"""What a run did, as a typed value: for the library caller, ``--json`` and the cron summary line."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mirror.errors import EXIT_BUDGET, EXIT_OK, EXIT_PARTIAL
+
+__all__ = ["SyncReport", "PlanReport", "Failure"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    item_id: str
+    reason: str
+    retryable: bool = True
+
+
+@dataclass
+class SyncReport:
+    """Outcome of one ``sync``. ``status`` is complete, up-to-date, partial, budget or interrupted."""
+
+    selection: str
+    dest: str
+    status: str = "complete"
+    matching: int | None = None          # items the selection matches (None in lineage/identity modes)
+    already_mirrored: int = 0            # in the manifest and on disk before this run
+    mirrored: int = 0                    # new rows written by this run
+    charged: int = 0                     # credits this run spent
+    free: int = 0                        # reservations that cost nothing (owned, test tier)
+    recovered: int = 0                   # items paid for by an earlier run and finished now
+    failed: int = 0
+    bytes: int = 0
+    api_calls: int = 0
+    throttled: int = 0                   # 429 answers received
+    balance: int | None = None
+    elapsed_s: float = 0.0
+    message: str = ""
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "budget":
+            return EXIT_BUDGET
+        if self.status == "partial":
+            return EXIT_PARTIAL
+        return EXIT_OK
+
+    def summary_line(self) -> str:
+        """One line a cron mail or a log can carry: status, counts, money, time."""
+        parts = [f"{self.status}:"]
+        if self.matching is not None:
+            parts.append(f"{self.matching} matching,")
+        parts.append(f"{self.mirrored} new ({self.charged} charged, {self.free} free),")
+        parts.append(f"{self.already_mirrored} already here, {self.failed} failed,")
+        parts.append(f"{self.bytes / 1e6:.1f} MB in {self.elapsed_s:.1f} s, {self.api_calls} API calls")
+        if self.balance is not None:
+            parts.append(f"| balance {self.balance}")
+        line = "margen-mirror " + " ".join(parts)
+        return f"{line} | {self.message}" if self.message else line
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["exit_code"] = self.exit_code
+        data["failures"] = [asdict(f) for f in self.failures[:100]]
+        return data
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What a sync would do, computed before a credit is spent."""
+
+    selection: str
+    dest: str
+    tier: str
+    matching: int | None
+    mirrored_here: int | None
+    owned: int | None
+    to_charge: int | None
+    balance: int | None
+    max_credits: int | None
+    api_calls: int
+
+    @property
+    def fits(self) -> bool:
+        if self.to_charge is None:
+            return True
+        if self.max_credits is not None and self.to_charge > self.max_credits:
+            return False
+        return self.tier == "test" or self.balance is None or self.to_charge <= self.balance
+
+    def lines(self) -> list[str]:
+        def show(value: int | None) -> str:
+            return "unknown" if value is None else f"{value:,}"
+        budget = "no limit" if self.max_credits is None else f"{self.max_credits:,}"
+        return [
+            f"selection        {self.selection}",
+            f"destination      {self.dest}",
+            f"items matching   {show(self.matching)}",
+            f"mirrored here    {show(self.mirrored_here)}",
+            f"owned (free)     {show(self.owned)}",
+            f"to be charged    {show(self.to_charge)}",
+            f"balance          {show(self.balance)} ({self.tier} tier)",
+            f"--max-credits    {budget}",
+            f"fits             {'yes' if self.fits else 'NO: raise --max-credits or top up'}",
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fits": self.fits}

@@ -1,0 +1,228 @@
+"""Wires the stages: pages -> reservations -> fetches -> files -> manifest rows.
+
+Stages are tasks joined by bounded anyio memory streams, so memory stays flat for any corpus
+size and a signed URL never waits in a long queue: the fetch stream holds about as many
+reservations as there are fetchers. Rows are written to the manifest in parts by a single
+flusher, and only after a part is on disk are its items marked done in the journal. Whatever
+stops the run (the end, a budget, Ctrl-C, a fatal error), the final ``finally`` flushes the rows
+whose files are in place, so no finished work is lost and no row names a missing file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from mirror.api.client import MargenClient
+from mirror.api.models import Download, Item
+from mirror.engine.fetch import Fetcher, UrlExpired
+from mirror.engine.journal import Journal
+from mirror.engine.pages import walk
+from mirror.engine.report import Failure, SyncReport
+from mirror.engine.reserve import Reserver
+from mirror.errors import (
+    BudgetExhausted,
+    ForbiddenScope,
+    ForbiddenTier,
+    IntegrityError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from mirror.jobs import Selection
+from mirror.store import Layout, ManifestIndex, ManifestWriter, image_relpath, row_from_item
+
+__all__ = ["Pipeline", "ProgressHook"]
+
+ProgressHook = Callable[[int, int], None]   # (items done, bytes) increments
+_FLUSH_EVERY_S = 2.0
+_MAX_RENEWALS = 3
+_RETRYABLE = (TransportError, IntegrityError, ServerError, RateLimited)
+_ITEM_REFUSED = (NotFound, ForbiddenTier, ForbiddenScope)
+
+
+@dataclass
+class _Work:
+    item_id: str
+    benchmark: str | None
+    listed: Item | None       # the item as /items listed it (has metadata when asked for)
+
+
+class Pipeline:
+    """One run's moving parts; ``run`` mirrors what ``selection`` and the journal ask for."""
+
+    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: Journal,
+                 index: ManifestIndex, reserver: Reserver, report: SyncReport, concurrency: int,
+                 progress: ProgressHook | None = None) -> None:
+        self.layout = layout
+        self.client = client
+        self.fetcher = fetcher
+        self.journal = journal
+        self.index = index
+        self.reserver = reserver
+        self.report = report
+        self.concurrency = concurrency
+        self.progress = progress
+        self.walk_complete = False
+        self.last_cursor: str | None = None
+        self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
+        self._rows: list[dict[str, Any]] = []
+        self._row_ids: list[str] = []
+        self._flush_lock = asyncio.Lock()
+        self._seen: set[str] = set()
+
+    async def run(self, selection: Selection | None, start_cursor: str = "") -> None:
+        """Finish the journal's pending items, then mirror ``selection`` (if given)."""
+        to_reserve_send, to_reserve_recv = anyio.create_memory_object_stream[_Work](1000)
+        to_fetch_send, to_fetch_recv = anyio.create_memory_object_stream[tuple[_Work, Download]](self.concurrency)
+        stages_done = anyio.Event()
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._flush_periodically, stages_done)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._produce, selection, start_cursor, to_reserve_send)
+                    for _ in range(min(self.concurrency, 32)):
+                        tg.start_soon(self._reserve, to_reserve_recv.clone(), to_fetch_send.clone())
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._fetch, to_fetch_recv.clone())
+                    to_reserve_recv.close()
+                    to_fetch_send.close()
+                    to_fetch_recv.close()
+                stages_done.set()
+        finally:
+            self._flush_sync()
+
+    # -- stage 1: pages ----------------------------------------------------------------------
+    async def _produce(self, selection: Selection | None, start_cursor: str,
+                       send: ObjectSendStream[_Work]) -> None:
+        async with send:
+            self.journal.done([i for i in self.journal.pending if i in self.index])   # written after all
+            for pending in list(self.journal.pending.values()):
+                self._seen.add(pending.item_id)
+                await send.send(_Work(pending.item_id, pending.benchmark, None))
+            if selection is None:
+                return
+            try:
+                async for page in walk(self.client, selection, start_cursor=start_cursor):
+                    self.last_cursor = page.cursor
+                    for item in page.items:
+                        item_id = item["id"]
+                        if item_id in self._seen:
+                            continue                      # a duplicate across pages, or pending above
+                        self._seen.add(item_id)
+                        if item_id in self.index:
+                            self.report.already_mirrored += 1
+                            continue
+                        if self.reserver.budget.exhausted:
+                            return
+                        await send.send(_Work(item_id, item.get("benchmark") or selection.benchmark, item))
+                self.walk_complete = True
+            except (TransportError, ServerError, RateLimited) as exc:
+                self._fail("(listing)", f"walk stopped: {exc}")
+
+    # -- stage 2: reservations ---------------------------------------------------------------
+    async def _reserve(self, recv: ObjectReceiveStream[_Work],
+                       send: ObjectSendStream[tuple[_Work, Download]]) -> None:
+        async with recv, send:
+            async for work in recv:
+                download = await self._reserve_one(work)
+                if download is not None:
+                    await send.send((work, download))
+
+    async def _reserve_one(self, work: _Work) -> Download | None:
+        if self.reserver.budget.exhausted and not self.journal.was_charged(work.item_id):
+            return None
+        try:
+            return await self.reserver.reserve(work.item_id, work.benchmark)
+        except BudgetExhausted:
+            return None
+        except _ITEM_REFUSED as exc:
+            self._fail(work.item_id, str(exc), retryable=False)
+        except _RETRYABLE as exc:
+            self._fail(work.item_id, str(exc))
+        return None
+
+    # -- stage 3: fetch, place, row ------------------------------------------------------------
+    async def _fetch(self, recv: ObjectReceiveStream[tuple[_Work, Download]]) -> None:
+        async with recv:
+            async for work, download in recv:
+                await self._fetch_one(work, download)
+
+    async def _fetch_one(self, work: _Work, download: Download) -> None:
+        item = work.listed or download.item
+        relpath = image_relpath(item.get("benchmark") or work.benchmark or "_", item.get("source_real_id"),
+                                work.item_id)
+        for _ in range(_MAX_RENEWALS + 1):
+            try:
+                stored = await self.fetcher.fetch(download, relpath)
+                break
+            except UrlExpired:
+                renewed = await self._reserve_one(work)      # free: the account owns the item
+                if renewed is None:
+                    return
+                download = renewed
+            except (IntegrityError, TransportError) as exc:
+                self._fail(work.item_id, str(exc))
+                return
+        else:
+            self._fail(work.item_id, "signed URL kept expiring before it could be fetched")
+            return
+        charged = self.journal.was_charged(work.item_id)
+        if work.listed is None:
+            self.report.recovered += 1
+        self._rows.append(row_from_item(item, path=relpath, bytes=stored.bytes, sha256=stored.sha256,
+                                        width=stored.width, height=stored.height, charged=charged,
+                                        downloaded_at=datetime.now(UTC)))
+        self._row_ids.append(work.item_id)
+        self.report.mirrored += 1
+        self.report.bytes += stored.bytes
+        if self.progress:
+            self.progress(1, stored.bytes)
+        if len(self._rows) >= self._writer.rows_per_part:
+            await self._flush()
+
+    # -- the manifest --------------------------------------------------------------------------
+    async def _flush_periodically(self, stages_done: anyio.Event) -> None:
+        while not stages_done.is_set():
+            with anyio.move_on_after(_FLUSH_EVERY_S):
+                await stages_done.wait()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        # Shielded: a part on disk whose items are not marked done would be fetched again next run.
+        with anyio.CancelScope(shield=True):
+            async with self._flush_lock:
+                rows, ids = self._take_rows()
+                if rows:
+                    await asyncio.to_thread(self._write_part, rows)
+                    self.journal.done(ids)
+
+    def _flush_sync(self) -> None:
+        """Last flush on the way out, also after a cancellation: no awaiting allowed here."""
+        rows, ids = self._take_rows()
+        if rows:
+            self._write_part(rows)
+            self.journal.done(ids)
+
+    def _take_rows(self) -> tuple[list[dict[str, Any]], list[str]]:
+        rows, ids = self._rows, self._row_ids
+        self._rows, self._row_ids = [], []
+        return rows, ids
+
+    def _write_part(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._writer.add(row)
+        self._writer.flush()
+
+    def _fail(self, item_id: str, reason: str, *, retryable: bool = True) -> None:
+        self.report.failed += 1
+        if len(self.report.failures) < 1000:
+            self.report.failures.append(Failure(item_id, self.client.redact(reason), retryable))

@@ -1,0 +1,185 @@
+"""A whole sync or plan: preflight, the no-op shortcut, the pipeline, compaction, the report.
+
+Order matters for money: the destination is locked and checked, and the selection validated
+against ``/catalog``, before anything is reserved. A selection whose last walk completed and
+whose server-side count has not moved is answered in two API calls (``/catalog`` and one
+``exclude_owned`` probe) without walking a single page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mirror.api.client import MargenClient
+from mirror.api.models import Catalog
+from mirror.config import ApiKey, Limits, Retries, Timeouts
+from mirror.engine.fetch import Fetcher
+from mirror.engine.journal import Journal
+from mirror.engine.local import count_local
+from mirror.engine.pages import Probe, probe
+from mirror.engine.report import PlanReport, SyncReport
+from mirror.engine.reserve import Budget, Reserver
+from mirror.engine.run import Pipeline, ProgressHook
+from mirror.engine.state import SelectionRecord, SelectionStates
+from mirror.jobs import Selection, SyncJob
+from mirror.ratelimit import RateLimiter
+from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
+
+__all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook"]
+
+TotalHook = Callable[[int | None], None]   # told how many items the run expects to mirror, when known
+
+
+async def resolve_selection(client: MargenClient, selection: Selection) -> tuple[Selection, Catalog]:
+    """Ask ``/catalog`` (which also resolves an omitted benchmark) and validate every filter."""
+    catalog = await client.catalog(selection.benchmark)
+    canonical = catalog.validate({k: list(v) for k, v in selection.filters.items()})
+    resolved = Selection(benchmark=catalog.benchmark.id, filters=canonical, lineage=selection.lineage,
+                         distinct_identities=selection.distinct_identities,
+                         include_metadata=selection.include_metadata)
+    return resolved, catalog
+
+
+async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Timeouts = Timeouts()) -> PlanReport:
+    """What ``sync`` would spend, from three API calls; touches nothing on disk."""
+    layout = Layout(job.dest)
+    async with _client(job, api_key, base_url, timeouts, Retries()) as client:
+        selection, _ = await resolve_selection(client, job.selection)
+        found = await probe(client, selection)
+        usage = await client.usage()
+        here = await asyncio.to_thread(count_local, layout, selection) if found is not None else None
+        return PlanReport(selection=selection.describe(), dest=str(job.dest), tier=usage.tier,
+                          matching=found.total_matching if found else None, mirrored_here=here,
+                          owned=found.owned if found else None,
+                          to_charge=(0 if usage.tier == "test" else found.remaining) if found else None,
+                          balance=usage.balance, max_credits=job.max_credits, api_calls=client.api_calls)
+
+
+@contextlib.asynccontextmanager
+async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, Journal]]:
+    """Lock DEST, finish whatever a killed run left half-done, and load what is already here."""
+    layout = Layout.prepare(dest)
+    with DestLock(layout):
+        await asyncio.to_thread(recover, layout)
+        layout.clean_tmp()
+        index = await asyncio.to_thread(ManifestIndex.load, layout)
+        await asyncio.to_thread(index.drop_missing_files, layout)   # re-fetched (free) by the walk
+        journal = Journal(layout.state / "journal.jsonl")
+        try:
+            yield layout, index, journal
+        finally:
+            journal.close()
+
+
+async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: ProgressHook | None = None,
+                   on_total: TotalHook | None = None, timeouts: Timeouts = Timeouts(),
+                   retries: Retries = Retries()) -> SyncReport:
+    """Mirror ``job.selection`` into ``job.dest``; see ``mirror.sync`` for the public face."""
+    started = time.monotonic()
+    report = SyncReport(selection=job.selection.describe(), dest=str(job.dest))
+    async with _open_dest(job.dest) as (layout, index, journal):
+        states = SelectionStates(layout.state / "selections.json")
+        try:
+            async with _client(job, api_key, base_url, timeouts, retries) as client:
+                try:
+                    await _sync(job, client, layout, index, journal, states, report, progress, on_total,
+                                timeouts, retries)
+                finally:
+                    report.api_calls = client.api_calls
+                    report.throttled = client.limiter.throttled
+        finally:
+            report.elapsed_s = round(time.monotonic() - started, 3)
+    return report
+
+
+async def run_repair(dest: Path, bad: dict[str, str | None], *, limits: Limits, api_key: ApiKey, base_url: str,
+                     timeouts: Timeouts = Timeouts(), retries: Retries = Retries()) -> SyncReport:
+    """Re-fetch the given items (id -> benchmark) for free: they are queued as journal-pending."""
+    started = time.monotonic()
+    job = SyncJob(selection=Selection(), dest=dest, limits=limits)
+    report = SyncReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
+    async with _open_dest(dest) as (layout, index, journal):
+        for item_id in bad:           # damaged copies go first, so the index forgets them too
+            entry = index.get(item_id)
+            if entry is not None:
+                (layout.dest / entry.path).unlink(missing_ok=True)
+        index.drop_missing_files(layout)
+        for item_id, benchmark in bad.items():
+            if item_id not in journal.pending:
+                journal.reserving(item_id, benchmark)     # pending: the next reservation renews for free
+        async with _client(job, api_key, base_url, timeouts, retries) as client:
+            reserver = Reserver(client, journal, Budget(0))
+            async with Fetcher(layout, limits, timeouts, retries) as fetcher:
+                pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
+                                    reserver=reserver, report=report, concurrency=limits.concurrency)
+                await pipeline.run(None)
+            report.api_calls = client.api_calls
+        await asyncio.to_thread(compact, layout)
+    report.status = "partial" if report.failed else "complete"
+    report.elapsed_s = round(time.monotonic() - started, 3)
+    return report
+
+
+async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
+                states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
+                on_total: TotalHook | None, timeouts: Timeouts, retries: Retries) -> None:
+    selection, _ = await resolve_selection(client, job.selection)
+    report.selection = selection.describe()
+    found = await probe(client, selection)
+    record = states.get(selection.key)
+    if found is not None:
+        report.matching = found.total_matching
+        if _up_to_date(found, record, journal, index):
+            report.already_mirrored = found.total_matching
+            report.status = "up-to-date"
+            report.message = "nothing new to mirror"
+            return
+    start = ""
+    if found is not None and record is not None and found.total_matching > record.total_matching:
+        start = record.watermark                      # only appended items are new
+    if on_total is not None:
+        on_total(found.total_matching - len(index) if found is not None and not start else None)
+    budget = Budget(job.max_credits)
+    reserver = Reserver(client, journal, budget)
+    async with Fetcher(layout, job.limits, timeouts, retries) as fetcher:
+        pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
+                            reserver=reserver, report=report, concurrency=job.limits.concurrency,
+                            progress=progress)
+        try:
+            await pipeline.run(selection, start_cursor=start)
+        finally:
+            report.charged = budget.spent
+            report.free = reserver.free
+    rows = await asyncio.to_thread(compact, layout)
+    if budget.exhausted:
+        report.status = "budget"
+        report.message = (f"stopped: {budget.exhausted_reason}; top up or raise --max-credits, then run the same "
+                          "command again to resume")
+    elif report.failed or not pipeline.walk_complete:
+        report.status = "partial"
+        report.message = f"{report.failed} item(s) failed; run the same command again to retry them"
+    else:
+        report.status = "complete"
+        if found is not None and pipeline.last_cursor is not None:
+            states.put(selection.key, SelectionRecord(found.total_matching, pipeline.last_cursor,
+                                                      datetime.now(UTC).isoformat(timespec="seconds")))
+    report.message = report.message or f"{rows} rows in the manifest"
+    report.balance = reserver.balance
+
+
+def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, index: ManifestIndex) -> bool:
+    """True when nothing can have changed since the last complete walk of this selection."""
+    if record is None or journal.pending or index.dropped or found.remaining:
+        return False
+    return found.total_matching == record.total_matching
+
+
+def _client(job: SyncJob, api_key: ApiKey, base_url: str, timeouts: Timeouts, retries: Retries) -> MargenClient:
+    limiter = RateLimiter(job.limits.rate_limit, backoff=retries.backoff)
+    return MargenClient(api_key, base_url, limiter=limiter, timeouts=timeouts, retries=retries,
+                        connections=min(job.limits.concurrency, 32) + 4)

@@ -1,0 +1,73 @@
+"""Money: --max-credits is never exceeded, a 402 stops cleanly and resumes after a top-up, test keys pay nothing."""
+
+from __future__ import annotations
+
+from mirror_testkit import Account, all_items, do_sync
+
+import mirror
+from mirror.config import ApiKey
+from mirror.engine.sync import run_plan
+from mirror.jobs import Selection, SyncJob
+
+
+async def test_max_credits_is_never_exceeded_and_a_rerun_finishes(emulator, account, tmp_path):
+    dest = tmp_path / "m"
+    first = await do_sync(emulator, account, dest, max_credits=25, concurrency=16)
+    assert first.status == "budget" and first.exit_code == mirror.errors.EXIT_BUDGET
+    assert first.charged == 25 == emulator.admin.ledger(account.name)["charge_count"]
+    assert mirror.open_manifest(dest).count_rows() == 25, "every paid item was fetched and written"
+    assert "run the same command again" in first.message
+    second = await do_sync(emulator, account, dest)
+    total = len(all_items(emulator, account))
+    assert second.status == "complete"
+    assert emulator.admin.ledger(account.name)["charge_count"] == total
+    assert mirror.open_manifest(dest).count_rows() == total
+
+
+async def test_402_mid_run_stops_cleanly_and_resumes_after_top_up(emulator, tmp_path):
+    key = emulator.admin.create_key("live", balance=40, rate_limit=100_000, account="acct_poor")
+    account = Account(key, "acct_poor")
+    dest = tmp_path / "m"
+    first = await do_sync(emulator, account, dest, concurrency=16)
+    ledger = emulator.admin.ledger("acct_poor")
+    assert first.status == "budget" and first.exit_code == 4
+    assert "out of credits" in first.message and "run the same command again" in first.message
+    assert ledger["balance"] == 0 and ledger["charge_count"] == 40 == first.charged
+    rows = mirror.open_manifest(dest).to_table().to_pylist()
+    assert len(rows) == 40 and all((dest / r["path"]).is_file() for r in rows)
+
+    emulator.admin.add_credits("acct_poor", 10_000)
+    second = await do_sync(emulator, account, dest)
+    total = len(all_items(emulator, account))
+    assert second.status == "complete"
+    assert emulator.admin.ledger("acct_poor")["charge_count"] == total == first.charged + second.charged
+    assert mirror.open_manifest(dest).count_rows() == total
+
+
+async def test_plan_counts_before_spending(emulator, account, tmp_path):
+    dest = tmp_path / "m"
+    selection = Selection(benchmark="synthetic-face-v1", filters={"kind": ("fake",)})
+    job = SyncJob(selection=selection, dest=dest, max_credits=10)
+    plan = await run_plan(job, api_key=ApiKey(account.key), base_url=emulator.url)
+    fakes = len(all_items(emulator, account, kind="fake"))
+    assert (plan.matching, plan.mirrored_here, plan.owned, plan.to_charge) == (fakes, 0, 0, fakes)
+    assert plan.balance == 100_000 and not plan.fits and plan.api_calls <= 3
+    assert emulator.admin.ledger(account.name)["charge_count"] == 0
+
+    await do_sync(emulator, account, dest, filters={"kind": "fake", "skin_tone": "dark"})
+    plan = await run_plan(SyncJob(selection=selection, dest=dest), api_key=ApiKey(account.key),
+                          base_url=emulator.url)
+    dark = len(all_items(emulator, account, kind="fake", skin_tone="dark"))
+    assert (plan.mirrored_here, plan.owned, plan.to_charge) == (dark, dark, fakes - dark)
+    assert plan.fits
+
+
+async def test_test_key_mirrors_the_free_sample_without_touching_the_balance(emulator, tmp_path):
+    key = emulator.admin.create_key("test", rate_limit=100_000, account="acct_sampler")
+    account = Account(key, "acct_sampler")
+    dest = tmp_path / "m"
+    report = await do_sync(emulator, account, dest)
+    sample = all_items(emulator, account)
+    assert report.status == "complete" and report.mirrored == len(sample) > 0
+    assert report.charged == 0 and report.free == len(sample)
+    assert emulator.admin.ledger("acct_sampler")["charge_count"] == 0

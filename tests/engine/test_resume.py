@@ -1,0 +1,119 @@
+"""Crash and expiry recovery: SIGKILL at several points, journal-pending items, expired signed URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mirror_testkit import FAST_RETRIES, FAST_TIMEOUTS, all_items, do_sync
+
+import mirror
+from mirror.api.client import MargenClient
+from mirror.config import ApiKey, Limits
+from mirror.engine.fetch import Fetcher
+from mirror.engine.journal import Journal
+from mirror.engine.report import SyncReport
+from mirror.engine.reserve import Budget, Reserver
+from mirror.engine.run import Pipeline, _Work
+from mirror.ratelimit import RateLimiter
+from mirror.store import Layout, ManifestIndex
+
+
+def _count_files(dest) -> int:
+    root = dest / "images"
+    return sum(len(files) for _, _, files in os.walk(root)) if root.exists() else 0
+
+
+def _start(emulator, key, dest) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARGEN_")}
+    env["MARGEN_API_KEY"] = key
+    return subprocess.Popen([sys.executable, "-m", "mirror", "sync", "--benchmark", "synthetic-face-v1",
+                             "--dest", str(dest), "--base-url", emulator.url, "--rate-limit", "100000",
+                             "--concurrency", "4", "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+async def test_sigkill_at_several_points_resumes_with_one_charge_per_item(emulator, account, tmp_path):
+    dest = tmp_path / "m"
+    emulator.admin.set_faults(latency_ms=4)
+    kills = 0
+    for threshold in (0, 15, 60, 140):
+        proc = _start(emulator, account.key, dest)
+        deadline = time.monotonic() + 60
+        while _count_files(dest) <= threshold and proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=30)
+    assert kills >= 3, "the run finished before it could be killed: slow the emulator down"
+    emulator.admin.set_faults(latency_ms=0)
+    final = await do_sync(emulator, account, dest)
+    assert final.status == "complete", final.failures[:3]
+
+    expected = {i["id"] for i in all_items(emulator, account)}
+    rows = mirror.open_manifest(dest).to_table().to_pylist()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == len(expected) and set(ids) == expected
+    assert all((dest / r["path"]).is_file() for r in rows)
+    assert _count_files(dest) == len(expected), "no stray file from a killed run"
+    ledger = emulator.admin.ledger(account.name)
+    assert ledger["charge_count"] == len(expected) == len(set(ledger["owned"]))
+    assert not list((dest / ".state" / "tmp").iterdir())
+
+
+async def _stage(emulator, account, dest):
+    layout = Layout.prepare(dest)
+    journal = Journal(layout.state / "journal.jsonl")
+    client = MargenClient(ApiKey(account.key), emulator.url, limiter=RateLimiter(100_000),
+                          timeouts=FAST_TIMEOUTS, retries=FAST_RETRIES)
+    fetcher = Fetcher(layout, Limits(concurrency=2), FAST_TIMEOUTS, FAST_RETRIES)
+    return layout, journal, client, fetcher
+
+
+async def test_expired_signed_url_is_renewed_for_free(emulator, account, tmp_path):
+    item = all_items(emulator, account)[0]
+    emulator.admin.set_faults(url_ttl=1)
+    layout, journal, client, fetcher = await _stage(emulator, account, tmp_path / "m")
+    async with client, fetcher:
+        reserver = Reserver(client, journal, Budget(None))
+        stale = await reserver.reserve(item["id"], item["benchmark"])
+        assert stale.charged
+        await asyncio.sleep(1.3)            # the URL is now expired on the server
+        # The client does not trust its own clock alone: pretend it still looks valid locally.
+        stale = type(stale)(**{**stale.__dict__, "expires_at": time.monotonic() + 60, "ttl": 60})
+        report = SyncReport(selection="t", dest=str(layout.dest))
+        pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal,
+                            index=ManifestIndex.load(layout), reserver=reserver, report=report, concurrency=2)
+        await pipeline._fetch_one(_Work(item["id"], item["benchmark"], item), stale)
+        pipeline._flush_sync()
+    journal.close()
+    assert report.mirrored == 1 and report.failed == 0
+    assert reserver.free == 1, "the renewal was free"
+    assert emulator.admin.counters()["storage_forbidden"] >= 1
+    assert emulator.admin.ledger(account.name)["charge_count"] == 1
+    row = mirror.open_manifest(layout.dest).to_table().to_pylist()[0]
+    assert (layout.dest / row["path"]).read_bytes() == emulator.admin.image_bytes(item["id"])
+
+
+async def test_paid_but_unwritten_items_are_fetched_free_on_the_next_run(emulator, account, tmp_path):
+    items = all_items(emulator, account)[:5]
+    dest = tmp_path / "m"
+    layout, journal, client, _ = await _stage(emulator, account, dest)
+    async with client:
+        reserver = Reserver(client, journal, Budget(None))
+        for item in items:                  # paid for, then "the process died" before fetching
+            await reserver.reserve(item["id"], item["benchmark"])
+    journal.close()
+    assert emulator.admin.ledger(account.name)["charge_count"] == 5
+
+    report = await do_sync(emulator, account, dest, filters={"kind": "real", "perturbation": "clean"})
+    assert report.recovered == 5 and report.failed == 0
+    assert emulator.admin.ledger(account.name)["charge_count"] == 5 + report.charged
+    rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
+    assert all(rows[i["id"]]["charged"] for i in items), "rows remember the earlier run paid"
+    assert not Journal(layout.state / "journal.jsonl").pending
