@@ -97,3 +97,7 @@ class Retries:
     backoff: float = 0.25
     max_backoff: float = 15.0
     rate_limit_patience: float = 900.0   # seconds of consecutive 429s tolerated before giving up
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise UsageError("--retries must be at least 1")

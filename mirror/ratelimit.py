@@ -71,7 +71,8 @@ class RateLimiter:
         """Record a 429: lower the rate, push every caller back, return the pause in seconds."""
         self.throttled += 1
         self._streak += 1
-        self._ceiling = self.rate
+        if self._streak == 1:             # the rate that failed is the one before this streak began
+            self._ceiling = self.rate
         self.rate = max(_MIN_PER_MINUTE, self.rate / 2)
         base = min(_MAX_BACKOFF_S, self._backoff * 2 ** min(self._streak, 8))
         pause = base * (0.5 + self._rng.random())   # jitter: callers sharing a key do not re-sync

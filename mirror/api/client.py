@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from mirror.api.models import Benchmark, Catalog, Download, Page, Usage
 from mirror.config import ApiKey, Retries, Timeouts
@@ -79,7 +80,10 @@ class MargenClient:
 
     async def download(self, item_id: str, *, idempotency_key: str) -> Download:
         """Reserve one item: debits a credit unless the account owns it. Always idempotent."""
-        path = "/download/" + quote(item_id, safe="")
+        segment = quote(item_id, safe="")
+        if segment in (".", ".."):          # a dot segment would be normalized away: /download/.. -> /
+            segment = segment.replace(".", "%2E")
+        path = "/download/" + segment
         body = await self._get(path, headers={"Idempotency-Key": idempotency_key})
         received = time.monotonic()
         return self._parse(lambda b: Download.from_json(b, received_at=received), body, "download")
@@ -101,7 +105,8 @@ class MargenClient:
                    headers: dict[str, str] | None = None) -> Any:
         if self._session is None:
             raise RuntimeError("use 'async with MargenClient(...)'")
-        url = self.base_url + API_PREFIX + path
+        # encoded=True: ``path`` is already quoted, and re-parsing it would resolve %2E%2E like "..".
+        url = URL(str(URL(self.base_url + API_PREFIX)) + path, encoded=True)
         failures = 0
         throttled_since: float | None = None
         while True:
@@ -136,7 +141,7 @@ class MargenClient:
                 continue
             raise error
 
-    async def _send(self, url: str, params: dict[str, str] | None,
+    async def _send(self, url: URL, params: dict[str, str] | None,
                     headers: dict[str, str] | None) -> tuple[int, Any]:
         assert self._session is not None
         async with self._session.get(url, params=params, headers=headers, allow_redirects=False) as resp:
@@ -148,9 +153,9 @@ class MargenClient:
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            if resp.status >= 500:
+            if resp.status != 200:          # an error page that is not the API's: judged by its status
                 return resp.status, None
-            raise TransportError(f"malformed JSON (HTTP {resp.status}) from {url.split('?')[0]}") from None
+            raise TransportError(f"malformed JSON (HTTP {resp.status}) from {url.with_query(None)}") from None
         return resp.status, body
 
     def _backoff(self, failures: int) -> float:

@@ -101,9 +101,11 @@ def _sync(args: argparse.Namespace) -> int:
     job = job_from_args(args, need_dest=True)
     key = load_api_key(args.api_key_file)
     progress = Progress(enabled=not (args.quiet or args.json))
+    retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
     try:
         report = anyio.run(lambda: run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
-                                            progress=progress.advance, on_total=progress.set_total))
+                                            progress=progress.advance, on_total=progress.set_total,
+                                            retries=retries))
     finally:
         progress.close()
     if args.json:

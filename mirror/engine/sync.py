@@ -113,7 +113,7 @@ async def run_repair(dest: Path, bad: dict[str, str | None], *, limits: Limits, 
             if item_id not in journal.pending:
                 journal.reserving(item_id, benchmark)     # pending: the next reservation renews for free
         async with _client(job, api_key, base_url, timeouts, retries) as client:
-            reserver = Reserver(client, journal, Budget(0))
+            reserver = Reserver(client, journal, Budget(None))   # owned items: free
             async with Fetcher(layout, limits, timeouts, retries) as fetcher:
                 pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                                     reserver=reserver, report=report, concurrency=limits.concurrency)

@@ -1,0 +1,159 @@
+"""Every CLI verb and exit code, run as a user runs them: a subprocess, the key in the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mirror_testkit import all_items, cli
+
+import mirror
+from mirror.store import DestLock, Layout
+
+BENCH = "synthetic-face-v1"
+
+
+def _no_key(proc: subprocess.CompletedProcess[str], key: str) -> None:
+    assert key not in proc.stdout and key not in proc.stderr
+
+
+def test_read_only_verbs(emulator, account):
+    args = ("--base-url", emulator.url)
+    bench = cli("benchmarks", *args, "--json", key=account.key)
+    assert bench.returncode == 0 and [b["id"] for b in json.loads(bench.stdout)] == [BENCH]
+    usage = cli("usage", *args, key=account.key)
+    assert usage.returncode == 0 and "balance 100000" in usage.stdout
+    cat = cli("catalog", *args, "--benchmark", BENCH, key=account.key)
+    assert cat.returncode == 0 and "perturbation (alias condition)" in cat.stdout and "jpeg_q70" in cat.stdout
+    for proc in (bench, usage, cat):
+        _no_key(proc, account.key)
+
+
+def test_plan_sync_status_verify_compact_and_job_file(emulator, account, tmp_path):
+    dest = tmp_path / "m"
+    args = ("--base-url", emulator.url)
+    plan = cli("plan", "kind=real", "--benchmark", BENCH, "--dest", str(dest), *args, "--json",
+               key=account.key)
+    reals = len(all_items(emulator, account, kind="real"))
+    assert plan.returncode == 0 and json.loads(plan.stdout)["to_charge"] == reals
+    dry = cli("sync", "kind=real", "--benchmark", BENCH, "--dest", str(dest), "--dry-run", *args, key=account.key)
+    assert dry.returncode == 0 and "to be charged" in dry.stdout
+    assert emulator.admin.ledger(account.name)["charge_count"] == 0
+
+    job = tmp_path / "job.toml"
+    job.write_text(f'benchmark = "{BENCH}"\ndest = "{dest}"\nrate_limit = 100000\n[filters]\nkind = "real"\n')
+    sync = cli("sync", str(job), *args, key=account.key)
+    assert sync.returncode == 0, sync.stderr
+    assert sync.stderr.strip().splitlines()[-1].startswith("margen-mirror complete:")
+    assert emulator.admin.ledger(account.name)["charge_count"] == reals
+    again = cli("sync", str(job), *args, "--json", key=account.key)
+    assert again.returncode == 0 and json.loads(again.stdout)["status"] == "up-to-date"
+
+    status = cli("status", str(dest), key=None)
+    assert status.returncode == 0 and f"{reals:,} items" in status.stdout and "by perturbation:" in status.stdout
+    assert cli("compact", str(dest), key=None).returncode == 0
+    verify = cli("verify", str(dest), *args, key=account.key)
+    assert verify.returncode == 0 and f"{reals} ok" in verify.stdout
+
+    rows = mirror.open_manifest(dest).to_table().to_pylist()
+    (dest / rows[0]["path"]).unlink()
+    (dest / rows[1]["path"]).write_bytes(b"\xff\xd8\xff broken \xff\xd9")
+    broken = cli("verify", str(dest), *args, key=account.key)
+    assert broken.returncode == 5 and "1 missing, 1 corrupt" in broken.stdout
+    repaired = cli("verify", str(dest), "--repair", *args, key=account.key)
+    assert repaired.returncode == 0 and "2 repaired" in repaired.stdout, repaired.stderr
+    for row in rows[:2]:
+        assert (dest / row["path"]).read_bytes() == emulator.admin.image_bytes(row["id"])
+    assert cli("verify", str(dest), *args, key=account.key).returncode == 0
+    assert emulator.admin.ledger(account.name)["charge_count"] == reals, "repair is free"
+    for proc in (plan, dry, sync, again, verify, broken, repaired):
+        _no_key(proc, account.key)
+
+
+def test_usage_errors_exit_2_with_one_line_and_spend_nothing(emulator, account, tmp_path):
+    args = ("--base-url", emulator.url, "--dest", str(tmp_path / "m"), "--benchmark", BENCH)
+    bad_value = cli("sync", "skin_tone=purple", *args, key=account.key)
+    assert bad_value.returncode == 2 and "allowed: very_light" in bad_value.stderr
+    assert len(bad_value.stderr.strip().splitlines()) == 1
+    bad_word = cli("sync", "kind", *args, key=account.key)
+    assert bad_word.returncode == 2 and "KEY=VALUE" in bad_word.stderr
+    no_key = cli("sync", *args, key=None)
+    assert no_key.returncode == 2 and "MARGEN_API_KEY" in no_key.stderr
+    job = tmp_path / "bad.toml"
+    job.write_text('dest = "x"\nbudget = 3\n')
+    bad_job = cli("sync", str(job), "--base-url", emulator.url, key=account.key)
+    assert bad_job.returncode == 2 and "unknown key 'budget'" in bad_job.stderr
+    assert emulator.admin.ledger(account.name)["charge_count"] == 0
+
+
+def test_auth_budget_partial_and_lock_exit_codes(emulator, account, tmp_path):
+    args = ("--base-url", emulator.url, "--benchmark", BENCH, "--rate-limit", "100000")
+    revoked = emulator.admin.create_key("live", balance=100, account="acct_revoked")
+    emulator.admin.revoke_key(revoked)
+    denied = cli("sync", "--dest", str(tmp_path / "r"), *args, key=revoked)
+    assert denied.returncode == 3 and "unauthorized" in denied.stderr
+    _no_key(denied, revoked)
+
+    budget = cli("sync", "--dest", str(tmp_path / "b"), "--max-credits", "5", *args, key=account.key)
+    assert budget.returncode == 4 and "--max-credits 5 reached" in budget.stderr
+    assert emulator.admin.ledger(account.name)["charge_count"] == 5
+
+    dest = tmp_path / "l"
+    with DestLock(Layout.prepare(dest)):
+        locked = cli("sync", "--dest", str(dest), *args, key=account.key)
+    assert locked.returncode == 6 and "pid" in locked.stderr
+    assert emulator.admin.ledger(account.name)["charge_count"] == 5
+
+    emulator.admin.set_faults(storage_truncate=1.0)
+    partial = cli("sync", "--dest", str(tmp_path / "p"), "kind=real", "perturbation=clean", "--retries", "1",
+                  *args, key=account.key)
+    emulator.admin.set_faults(storage_truncate=0.0)
+    assert partial.returncode == 5 and "run the same command again" in partial.stderr
+    resumed = cli("sync", "--dest", str(tmp_path / "p"), "kind=real", "perturbation=clean", *args, key=account.key)
+    assert resumed.returncode == 0
+    reals = {i["id"] for i in all_items(emulator, account, kind="real", perturbation="clean")}
+    ledger = emulator.admin.ledger(account.name)
+    assert reals <= set(ledger["owned"])
+    assert ledger["charge_count"] == len(set(ledger["owned"])), "failed fetches were not paid twice"
+
+
+def test_ctrl_c_exits_130_and_resumes(emulator, account, tmp_path):
+    dest = tmp_path / "m"
+    emulator.admin.set_faults(latency_ms=20)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARGEN_")}
+    env["MARGEN_API_KEY"] = account.key
+    proc = subprocess.Popen([sys.executable, "-m", "mirror", "sync", "--dest", str(dest), "--benchmark", BENCH,
+                             "--base-url", emulator.url, "--rate-limit", "100000", "--concurrency", "4"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any((dest / "images").rglob("*.jpg")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "run the same command again to resume" in err
+    emulator.admin.set_faults(latency_ms=0)
+    done = cli("sync", "--dest", str(dest), "--benchmark", BENCH, "--base-url", emulator.url, "--rate-limit",
+               "100000", key=account.key)
+    assert done.returncode == 0
+    total = len(all_items(emulator, account))
+    assert mirror.open_manifest(dest).count_rows() == total
+    assert emulator.admin.ledger(account.name)["charge_count"] == total
+
+
+def test_demo_and_emulator_verbs(tmp_path):
+    demo = cli("demo", "--items", "150", "--dest", str(tmp_path / "demo"), key=None, cwd=tmp_path, timeout=180)
+    assert demo.returncode == 0, demo.stderr
+    assert "margen-mirror complete: 150 matching" in demo.stderr and "up-to-date" in demo.stderr
+    assert mirror.open_manifest(tmp_path / "demo").count_rows() == 150
+    proc = subprocess.Popen([sys.executable, "-m", "mirror", "emulator", "--port", "0", "--items", "100",
+                             "--data-dir", str(tmp_path / "emu")], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("READY http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -1,0 +1,24 @@
+"""Fixtures for hostile-server tests: the server, and a sync of it with fast deadlines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hostile_server import HostileServer  # noqa: E402
+
+KEY = "mgn_live_HOSTILEtestKEY0123456789"
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    server = HostileServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
