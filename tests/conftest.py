@@ -20,6 +20,8 @@ if str(TESTS_DIR) not in sys.path:
 
 from mirror.emulator import EmulatorConfig, RunningEmulator, start_emulator_thread  # noqa: E402
 
+pytest_plugins = ["detector_fixtures"]
+
 DEFAULTS: dict[str, Any] = {"items": 300, "seed": 7, "admin": True}
 
 
