@@ -13,83 +13,56 @@ Everything raised on purpose is a ``mirror.MirrorError`` (see ``mirror.errors``)
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-
-import anyio
-
-from mirror.config import ApiKey, Limits, Retries, Timeouts, load_api_key, resolve_base_url
-from mirror.engine.report import PlanReport, SyncReport
-from mirror.engine.sync import run_plan, run_sync
-from mirror.errors import (
-    ApiError,
-    BudgetExhausted,
-    DestinationError,
-    InsufficientCredits,
-    LockHeldError,
-    MirrorError,
-    RateLimited,
-    TransportError,
-    Unauthorized,
-    UsageError,
-)
-from mirror.jobs import Selection, SyncJob, load_job_file
-from mirror.store import open_manifest
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "sync", "sync_blocking", "plan", "open_manifest", "load_job_file",
     "SyncJob", "Selection", "Limits", "Timeouts", "Retries", "SyncReport", "PlanReport",
+    # errors (keep last: everything from MirrorError on lives in mirror.errors)
     "MirrorError", "UsageError", "DestinationError", "LockHeldError", "BudgetExhausted", "TransportError",
     "ApiError", "Unauthorized", "InsufficientCredits", "RateLimited",
 ]
 __version__ = "0.1.0"
 
-Filters = Mapping[str, str | Iterable[str]]
+# Names resolve on first use, so ``import mirror.emulator`` (or the CLI's cheap verbs) does not
+# load the whole engine, aiohttp client and pyarrow.
+_HOMES = {
+    "sync": "mirror.library", "sync_blocking": "mirror.library", "plan": "mirror.library",
+    "open_manifest": "mirror.store", "load_job_file": "mirror.jobs", "SyncJob": "mirror.jobs",
+    "Selection": "mirror.jobs", "Limits": "mirror.config", "Timeouts": "mirror.config", "Retries": "mirror.config",
+    "SyncReport": "mirror.engine.report", "PlanReport": "mirror.engine.report",
+    **dict.fromkeys(__all__[__all__.index("MirrorError"):], "mirror.errors"),
+}
+
+if TYPE_CHECKING:
+    from mirror.config import Limits, Retries, Timeouts
+    from mirror.engine.report import PlanReport, SyncReport
+    from mirror.errors import (
+        ApiError,
+        BudgetExhausted,
+        DestinationError,
+        InsufficientCredits,
+        LockHeldError,
+        MirrorError,
+        RateLimited,
+        TransportError,
+        Unauthorized,
+        UsageError,
+    )
+    from mirror.jobs import Selection, SyncJob, load_job_file
+    from mirror.library import plan, sync, sync_blocking
+    from mirror.store import open_manifest
 
 
-def _job(dest: str | os.PathLike[str] | SyncJob, benchmark: str | None, filters: Filters | None,
-         include_metadata: bool, lineage: bool, distinct_identities: bool, max_credits: int | None,
-         limits: Limits | None) -> SyncJob:
-    if isinstance(dest, SyncJob):
-        return dest
-    values = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in (filters or {}).items()}
-    selection = Selection(benchmark=benchmark, filters=values, lineage=lineage,
-                          distinct_identities=distinct_identities, include_metadata=include_metadata)
-    return SyncJob(selection=selection, dest=Path(dest), max_credits=max_credits, limits=limits or Limits())
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mirror' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
 
 
-def _key(api_key: str | ApiKey | None, api_key_file: str | os.PathLike[str] | None) -> ApiKey:
-    if isinstance(api_key, ApiKey):
-        return api_key
-    return ApiKey(api_key) if api_key is not None else load_api_key(api_key_file)
-
-
-async def sync(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None = None,
-               filters: Filters | None = None, include_metadata: bool = False, lineage: bool = False,
-               distinct_identities: bool = False, max_credits: int | None = None, limits: Limits | None = None,
-               api_key: str | ApiKey | None = None, api_key_file: str | os.PathLike[str] | None = None,
-               base_url: str | None = None, timeouts: Timeouts | None = None) -> SyncReport:
-    """Mirror a selection into ``dest`` (or run a ``SyncJob``); returns what happened.
-
-    Resumable and idempotent: run it again after any failure and it continues; run it again on a
-    complete mirror and it costs two API calls. Raises ``MirrorError`` subclasses for input, auth,
-    lock and transport problems; budget stops and partial runs are reported in ``report.status``.
-    """
-    job = _job(dest, benchmark, filters, include_metadata, lineage, distinct_identities, max_credits, limits)
-    return await run_sync(job, api_key=_key(api_key, api_key_file), base_url=resolve_base_url(base_url),
-                          timeouts=timeouts or Timeouts())
-
-
-def sync_blocking(dest: str | os.PathLike[str] | SyncJob, **kwargs: object) -> SyncReport:
-    """``sync`` for code without an event loop (scripts, notebooks without top-level await)."""
-    return anyio.run(lambda: sync(dest, **kwargs))  # type: ignore[arg-type]
-
-
-async def plan(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None = None,
-               filters: Filters | None = None, lineage: bool = False, distinct_identities: bool = False,
-               max_credits: int | None = None, api_key: str | ApiKey | None = None,
-               api_key_file: str | os.PathLike[str] | None = None, base_url: str | None = None) -> PlanReport:
-    """What ``sync`` would spend, asked of the API in three calls; spends nothing."""
-    job = _job(dest, benchmark, filters, False, lineage, distinct_identities, max_credits, None)
-    return await run_plan(job, api_key=_key(api_key, api_key_file), base_url=resolve_base_url(base_url))
+def __dir__() -> list[str]:
+    return sorted(__all__)

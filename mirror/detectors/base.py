@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from mirror.errors import EXIT_AUTH, EXIT_USAGE, MirrorError, TransportError, UsageError
 
 __all__ = ["Media", "Prepared", "Verdict", "Detector", "Token", "Rejected", "DetectorFailed",
-           "SubmissionUnknown", "MissingCredentials", "env_credentials", "load_detector", "sniff_format"]
+           "SubmissionUnknown", "MissingCredentials", "env_credentials", "load_detector", "sniff_format", "as_float"]
 
 
 class Rejected(MirrorError):
@@ -134,6 +134,22 @@ def sniff_format(head: bytes) -> str | None:
         return "webm"
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
         return "avi"
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    """A number the service may send as a number or as text ("0.93", "93%"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        scale = 100.0 if text.endswith("%") else 1.0
+        try:
+            return float(text.rstrip("%")) / scale
+        except ValueError:
+            return None
     return None
 
 

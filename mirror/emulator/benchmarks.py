@@ -10,6 +10,7 @@ not visible to every key, and the ``ambiguous_benchmark`` rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mirror.emulator.images import (
     GENDERS,
@@ -111,11 +112,7 @@ class BenchmarkDef:
                 return dim
         return None
 
-    @property
-    def variant_perturbations(self) -> tuple[str, ...]:
-        return tuple(p for p, _ in self.variants)
-
-    @property
+    @cached_property
     def variant_layers(self) -> tuple[str, ...]:
         return tuple(layer_of(p, r) for p, r in self.variants)
 

@@ -141,6 +141,8 @@ class Corpus:
         self.taken: list[tuple[int, int]] = []  # (lineage index, items taken), in order
         self.release_sizes: list[int] = []
         self._id_cache: dict[int, str] = {}
+        self._base_cache: dict[int, str] = {}
+        self._ident_cache: dict[int, str] = {}
         nv = len(bench.variants)
         self._variant_pert = np.array([bench.dimension("perturbation").values.index(p)
                                        for p, _ in bench.variants], dtype=np.int8)
@@ -236,7 +238,10 @@ class Corpus:
         return index if index < self.n and self.item_id(index) == item_id else None
 
     def base_id(self, base: int) -> str:
-        return f"img_{self._base_perm.encode(base):012x}"
+        cached = self._base_cache.get(base)
+        if cached is None:
+            cached = self._base_cache[base] = f"img_{self._base_perm.encode(base):012x}"
+        return cached
 
     def decode_base(self, value: str) -> int | None:
         if len(value) != 16 or not value.startswith("img_"):
@@ -258,7 +263,12 @@ class Corpus:
         return int(digits) if f"real_{int(digits):06d}" == value else None
 
     def identity_id(self, identity: int) -> str | None:
-        return None if identity < 0 else f"idn_{self._ident_perm.encode(identity):010x}"
+        if identity < 0:
+            return None
+        cached = self._ident_cache.get(identity)
+        if cached is None:
+            cached = self._ident_cache[identity] = f"idn_{self._ident_perm.encode(identity):010x}"
+        return cached
 
     # -- rendering of one item --------------------------------------------------------------
 

@@ -200,11 +200,6 @@ class Ledger:
                            [(account, tier, benchmark, idx, iid, now) for idx, iid in new])
             return True, len(new), balance - len(new)
 
-    def unowned_count(self, account: str, tier: str, benchmark: str, item_ids: list[str]) -> int:
-        owned = {r[0] for r in self._db.execute(
-            "SELECT item_id FROM owned WHERE account=? AND tier=? AND benchmark=?", (account, tier, benchmark))}
-        return sum(1 for iid in item_ids if iid not in owned)
-
     # -- corpus growth ----------------------------------------------------------------------
 
     def record_append(self, benchmark: str, count: int) -> None:

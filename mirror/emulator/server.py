@@ -33,8 +33,10 @@ SHUTDOWN_GRACE = 0.5  # seconds in-flight requests get at stop (slow faults woul
 async def _latency(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                    ) -> web.StreamResponse:
     """The ``latency_ms`` fault: every API and storage request waits before it is handled."""
-    ms = request.app[STATE_KEY].faults.settings.latency_ms
+    faults = request.app[STATE_KEY].faults
+    ms = faults.settings.latency_ms
     if ms > 0 and not request.path.startswith("/_admin"):
+        faults.count("latency_ms")
         await asyncio.sleep(ms / 1000)
     return await handler(request)
 

@@ -47,7 +47,7 @@ async def storage(request: web.Request) -> web.StreamResponse:
         return _plain(403, f"Request has {problem} signature." if problem == "expired" else "Signature mismatch.")
     tail = request.match_info["tail"]
     if tail.startswith("releases/"):
-        data, content_type = await state_release_part(request, tail), "application/vnd.apache.parquet"
+        data, content_type = await _release_part(request, tail), "application/vnd.apache.parquet"
     else:
         bench_id, _, name = tail.partition("/")
         corpus = state.corpora.get(bench_id)
@@ -60,17 +60,16 @@ async def storage(request: web.Request) -> web.StreamResponse:
     return await _send(request, state, data, content_type)
 
 
-async def state_release_part(request: web.Request, tail: str) -> bytes | None:
-    builder = request.app[RELEASE_KEY]
-    return await builder.part_bytes(tail.removeprefix("releases/"))
+async def _release_part(request: web.Request, tail: str) -> bytes | None:
+    return await request.app[RELEASE_KEY].part_bytes(tail.removeprefix("releases/"))
 
 
 async def _send(request: web.Request, state: EmulatorState, data: bytes, content_type: str) -> web.StreamResponse:
     faults = state.faults
     if faults.roll("storage_drop"):
-        return await _broken(request, data, len(data), len(data) // 2)
+        return await _broken(request, data, content_type, len(data), len(data) // 2)
     if faults.roll("storage_truncate"):
-        return await _broken(request, data, len(data) + max(1024, len(data) // 4), len(data))
+        return await _broken(request, data, content_type, len(data) + max(1024, len(data) // 4), len(data))
     slow = faults.roll("storage_slow")
     state.counters.storage_ok += 1  # counted before sending: the client may see the body before we return
     resp = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "private, max-age=0"})
@@ -87,9 +86,10 @@ async def _send(request: web.Request, state: EmulatorState, data: bytes, content
     return resp
 
 
-async def _broken(request: web.Request, data: bytes, declared: int, sent: int) -> web.StreamResponse:
+async def _broken(request: web.Request, data: bytes, content_type: str, declared: int, sent: int
+                  ) -> web.StreamResponse:
     """Announce ``declared`` bytes, send ``sent``, then cut the connection."""
-    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    resp = web.StreamResponse(headers={"Content-Type": content_type})
     resp.content_length = declared
     await resp.prepare(request)
     await resp.write(data[:sent])

@@ -352,10 +352,10 @@ def scenario_faults(emu: SubprocessEmulator, key: str, account: str, dest: Path)
 
 
 def scenario_sigkill(emu: SubprocessEmulator, key: str, account: str, dest: Path, *, kills: int,
-                     seed: int) -> Outcome:
+                     seed: int, max_wait: float = 1.2) -> Outcome:
     emu.set_faults(**KILL_FAULTS)
     log: list[CliRun] = []
-    done = sigkill_runs(emu.url, key, dest, kills=kills, seed=seed, log=log)
+    done = sigkill_runs(emu.url, key, dest, kills=kills, seed=seed, log=log, max_wait=max_wait)
     injected = emu.admin.counters()["faults"]
     out = finish_and_check(f"SIGKILL x{done} at random moments, with faults", emu, key, account, dest, log,
                            f"{done} SIGKILLs (seed {seed}); {sum(injected.values())} faults injected meanwhile")

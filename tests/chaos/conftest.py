@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from chaos_scenarios import SubprocessEmulator  # noqa: E402
+from chaos_scenarios import SubprocessEmulator
 
 _accounts = itertools.count()
 

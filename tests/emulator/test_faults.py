@@ -103,6 +103,7 @@ def test_latency_applies_to_api_and_storage(emulator):
         start = time.monotonic()
         assert call().status == 200
         assert time.monotonic() - start >= 0.15
+    assert emulator.admin.counters()["faults"] == {"latency_ms": 2}
 
 
 def test_storage_drop_truncate_and_slow(emulator):

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hostile_server import HostileServer  # noqa: E402
+from hostile_server import HostileServer
 
 KEY = "mgn_live_HOSTILEtestKEY0123456789"
 

@@ -14,9 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "chaos"))
 
-from chaos_scenarios import BENCH, user_mistake  # noqa: E402
+from chaos_scenarios import BENCH, user_mistake
 
-from mirror.store import DestLock, Layout  # noqa: E402
+from mirror.store import DestLock, Layout
 
 _names = itertools.count()
 
@@ -36,8 +36,8 @@ def _assert_held(outcome) -> None:
 
 
 def test_unknown_benchmark(emulator, acct, tmp_path):
-    _assert_held(user_mistake("unknown benchmark", emulator, *acct, _sync(emulator, tmp_path / "d", benchmark="nope-v9"),
-                              want_exit=2, want_text="nope-v9"))
+    args = _sync(emulator, tmp_path / "d", benchmark="nope-v9")
+    _assert_held(user_mistake("unknown benchmark", emulator, *acct, args, want_exit=2, want_text="nope-v9"))
 
 
 @pytest.mark.parametrize(("word", "text"), [("colour=red", "unknown filter"), ("kind=alien", "unknown value")])
@@ -87,6 +87,7 @@ def test_key_scoped_to_another_benchmark(emulator, tmp_path):
 def test_test_tier_key_on_live_only_items(emulator, tmp_path):
     name = f"acct_user_{next(_names)}"
     key = emulator.admin.create_key("test", account=name, rate_limit=100_000)
-    out = user_mistake("test-tier key, live-only items", emulator, key, name, _sync(emulator, tmp_path / "d", "--rate-limit", "100000"),
+    args = _sync(emulator, tmp_path / "d", "--rate-limit", "100000")
+    out = user_mistake("test-tier key, live-only items", emulator, key, name, args,
                        want_exit=0, want_text="0 charged")   # not an error: a test key mirrors the free sample
     _assert_held(out)

@@ -11,12 +11,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "chaos"))
 
-from chaos_scenarios import BENCH, key_leaks, run_cli  # noqa: E402
+from chaos_scenarios import BENCH, key_leaks, run_cli
 
-from mirror.config import ApiKey, Limits, Retries, Timeouts  # noqa: E402
-from mirror.engine.sync import run_sync  # noqa: E402
-from mirror.errors import MirrorError  # noqa: E402
-from mirror.jobs import Selection, SyncJob  # noqa: E402
+from mirror.config import ApiKey, Limits, Retries, Timeouts
+from mirror.engine.sync import run_sync
+from mirror.errors import MirrorError
+from mirror.jobs import Selection, SyncJob
 
 
 def _args(emulator, dest: Path, *extra: str) -> list[str]:

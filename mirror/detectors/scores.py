@@ -1,0 +1,99 @@
+"""Writing and reading ``DEST/scores/<detector>/*.parquet`` (schema: ``mirror.store.scores``).
+
+Parts are written like the manifest's: a temp file in ``.state/tmp`` (prefix ``scores-``, which
+the manifest's recovery never touches), fsync, rename. Readers keep the newest row per
+(detector, sha256), so a re-scored file simply supersedes its old row.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from mirror.store import Layout, destination_error, safe_component
+from mirror.store.scores import SCORES_SCHEMA
+
+__all__ = ["ScoresWriter", "open_scores", "scores_dir", "latest_status"]
+
+_TMP_PREFIX = "scores-"
+
+
+def scores_dir(layout: Layout, detector: str) -> Path:
+    return layout.scores / safe_component(detector)
+
+
+def open_scores(dest: Path | str, detector: str) -> ds.Dataset:
+    """Every score row of ``detector`` in DEST (empty when none); join with the manifest on ``id``."""
+    folder = scores_dir(Layout(Path(dest)), detector)
+    files = sorted(str(p) for p in folder.glob("*.parquet") if p.is_file()) if folder.is_dir() else []
+    return ds.dataset(files, schema=SCORES_SCHEMA, format="parquet")
+
+
+def latest_status(dest: Path | str, detector: str) -> dict[str, str]:
+    """sha256 -> status of its newest row (by ``submitted_at``, then file order)."""
+    table = open_scores(dest, detector).to_table(columns=["sha256", "status", "submitted_at"])
+    if table.num_rows == 0:
+        return {}
+    stamps = pc.fill_null(table.column("submitted_at"), pa.scalar(0, SCORES_SCHEMA.field("submitted_at").type))
+    order = pc.sort_indices(pa.table({"t": stamps, "n": pa.array(range(table.num_rows))}),
+                            sort_keys=[("t", "ascending"), ("n", "ascending")])
+    shas = table.column("sha256").take(order).to_pylist()
+    statuses = table.column("status").take(order).to_pylist()
+    return dict(zip(shas, statuses, strict=True))
+
+
+class ScoresWriter:
+    """Writes buffered rows as immutable parts ``part-<run>-<seq>.parquet``; synchronous."""
+
+    def __init__(self, layout: Layout, detector: str, run_id: str) -> None:
+        self.layout = layout
+        self.folder = scores_dir(layout, detector)
+        self.run_id = run_id
+        self._seq = 1
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise destination_error(exc, self.folder) from exc
+
+    def write(self, rows: list[dict[str, Any]]) -> Path | None:
+        if not rows:
+            return None
+        table = pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
+        target = self.folder / f"part-{self.run_id}-{self._seq:05d}.parquet"
+        tmp: Path | None = None
+        try:
+            fd, name = tempfile.mkstemp(dir=self.layout.tmp, prefix=_TMP_PREFIX, suffix=".parquet")
+            tmp = Path(name)
+            with os.fdopen(fd, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            tmp = None
+            _fsync_dir(self.folder)
+        except OSError as exc:
+            raise destination_error(exc, target) from exc
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        self._seq += 1
+        return target
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)

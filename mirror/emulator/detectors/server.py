@@ -1,0 +1,166 @@
+"""Start-up of the detector emulators: a background-thread runner for tests and the CLI verb.
+
+``start_detector_thread`` serves one service on its own event loop in a daemon thread so
+synchronous tests can drive it; ``main`` is ``margen-mirror detector-emulator``: it binds
+127.0.0.1, prints ``READY <url>`` once listening and stops cleanly on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from mirror.emulator.detectors import deepfake_detection, synthetiq
+from mirror.emulator.detectors.admin import AdminClient
+from mirror.emulator.detectors.uploads import SERVICES, DetectorEmulatorConfig
+
+SHUTDOWN_GRACE = 0.5
+
+
+def build_app(config: DetectorEmulatorConfig) -> web.Application:
+    """The aiohttp application of ``config.service``."""
+    if config.service == "synthetiq":
+        return synthetiq.build_app(config)
+    return deepfake_detection.build_app(config)
+
+
+async def _start(config: DetectorEmulatorConfig) -> tuple[web.AppRunner, str]:
+    if config.data_dir is not None:
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+class RunningDetector:
+    """One detector emulator served from a daemon thread; a context manager."""
+
+    def __init__(self, config: DetectorEmulatorConfig) -> None:
+        self.config = config
+        self.token = config.api_token
+        self.url = ""
+        self.admin = AdminClient("http://127.0.0.1")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RunningDetector:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            try:
+                runner, self.url = loop.run_until_complete(_start(self.config))
+            except BaseException as err:  # handed to the caller of start()
+                failure.append(err)
+                ready.set()
+                loop.close()
+                return
+            self._loop = loop
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(runner.cleanup())
+                loop.run_until_complete(loop.shutdown_default_executor())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"detector-{self.config.service}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        self.admin = AdminClient(self.url)
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._thread, self._loop = None, None
+
+    def __enter__(self) -> RunningDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_detector_thread(config: DetectorEmulatorConfig) -> RunningDetector:
+    """Start a detector emulator in a background thread; returns once it is listening."""
+    return RunningDetector(config).start()
+
+
+async def serve(config: DetectorEmulatorConfig, ready: Callable[[str], None] | None = None) -> None:
+    """Serve until cancelled; ``ready(url)`` is called once listening."""
+    runner, url = await _start(config)
+    try:
+        if ready is not None:
+            ready(url)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
+    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator",
+                                description="Run a local detection-service emulator on 127.0.0.1.")
+    p.add_argument("--service", required=True, choices=SERVICES)
+    p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
+    p.add_argument("--token-file", type=Path, default=None, help="file holding the API token (default: demo token)")
+    p.add_argument("--processing-seconds", type=float, default=0.3, help="how long every job stays processing")
+    p.add_argument("--data-dir", type=Path, default=None, help="where processed movies are kept (default: memory)")
+    a = p.parse_args(argv)
+    if not 0 <= a.port < 65536 or a.processing_seconds < 0:
+        p.error("--port in [0, 65535] and --processing-seconds >= 0")
+    token = None
+    if a.token_file is not None:
+        try:
+            token = a.token_file.read_text().strip()
+        except OSError as err:
+            p.error(f"cannot read --token-file: {err}")
+        if not token:
+            p.error("--token-file is empty")
+    return DetectorEmulatorConfig(service=a.service, port=a.port, token=token,
+                                  processing_seconds=a.processing_seconds, data_dir=a.data_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``detector-emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0 (1 if it cannot listen)."""
+    config = _parse(argv)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(serve(config, ready=lambda url: print(f"READY {url}", flush=True)))
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, waiter):
+            pending.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    try:
+        asyncio.run(run())
+    except OSError as err:
+        print(f"detector-emulator: cannot listen on {config.host}:{config.port}: {err}", file=sys.stderr)
+        return 1
+    return 0
