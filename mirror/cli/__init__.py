@@ -37,7 +37,8 @@ def _add_selection(p: argparse.ArgumentParser, *, dest_required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="margen-mirror", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="margen-mirror", description="Mirror the Margen attack-data corpus to "
+                                     "local disk, keep it in sync, and stress-test detectors with it.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="exit codes: 0 complete, 1 internal, 2 usage, 3 auth, 4 budget/402, "
                                             "5 partial (run again), 6 locked, 130 interrupted")
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest")
     p.add_argument("--repair", action="store_true", help="re-fetch missing or damaged files (free: already owned)")
     p.add_argument("--rate-limit", type=float, metavar="N")
+    from mirror.cli.report import add_report_parser
+    add_report_parser(sub)
     p = sub.add_parser("demo", help="start the embedded emulator and mirror a sample into ./margen-demo")
     p.add_argument("--dest", default="margen-demo")
     p.add_argument("--items", type=int, default=600, help="corpus size of the embedded emulator")

@@ -24,8 +24,10 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    from mirror.cli.report import run_report_verb
     handler = {"benchmarks": _benchmarks, "usage": _usage, "catalog": _catalog, "plan": _plan, "sync": _sync,
-               "status": _status, "compact": _compact, "verify": _verify, "demo": _demo}[args.verb]
+               "status": _status, "compact": _compact, "verify": _verify, "demo": _demo,
+               "report": run_report_verb}[args.verb]
     return handler(args)
 
 

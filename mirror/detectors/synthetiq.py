@@ -218,7 +218,8 @@ _REGION_KEYS = ("bbox", "box", "bounding_box", "face_region", "region", "rect", 
 def parse_values(values: Any) -> tuple[str | None, float | None, int | None]:
     """(label, p_fake, faces) from any JSON shape: each object with a verdict or score is a face.
 
-    The image is fake when any face is, and P(fake) is the highest face's. A bare ``score`` or
+    A verdict outside any face region (a video's summary) wins; otherwise the file is fake when
+    any face is. P(fake) is the highest face's; for videos ``faces`` counts face detections. A bare ``score`` or
     ``confidence`` next to a label is read as confidence in that label. Faces are the objects that
     also carry a region; if none do, every verdict-bearing object counts.
     """
@@ -228,7 +229,8 @@ def parse_values(values: Any) -> tuple[str | None, float | None, int | None]:
     labels = [r[0] for r in records if r[0] is not None]
     probs = [r[1] for r in records if r[1] is not None]
     with_region = sum(1 for r in records if r[2])
-    label = "fake" if "fake" in labels else ("real" if labels else None)
+    summary = [r[0] for r in records if not r[2] and r[0] is not None] if with_region else []
+    label = summary[0] if summary else ("fake" if "fake" in labels else ("real" if labels else None))
     p_fake = max(probs) if probs else None
     if label is None and p_fake is not None:
         label = "fake" if p_fake >= 0.5 else "real"

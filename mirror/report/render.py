@@ -134,7 +134,8 @@ h3{font-size:15px;margin:18px 0 6px}.meta{color:#5b6475}
 .headline{background:#fff6e5;border-left:4px solid #e8a33d;padding:8px 14px;margin:12px 0}
 .headline li{margin:4px 0}table{border-collapse:collapse;margin:4px 0 12px;font-size:12.5px}
 th,td{border:1px solid #dfe3ea;padding:2px 5px;text-align:right;vertical-align:top;white-space:nowrap}
-th{background:#f2f4f8}td:first-child,th:first-child{text-align:left}th.det{background:#e4e9f2}
+th{background:#f2f4f8}td:first-child,th:first-child{text-align:left}th.det{background:#e4e9f2;text-align:center}
+.sep{border-left:2px solid #9aa5b8}
 td small{display:block;color:#7a8394;font-size:10.5px}tr:nth-child(even) td{background:#fafbfc}
 img{max-width:100%;display:block;margin:8px 0}.wrap{overflow-x:auto}
 """
@@ -144,12 +145,15 @@ def _html_table(t: Table) -> str:
     e = html.escape
     head = ""
     if len(t.detectors) > 1 or t.key != "counts":
-        head = "<tr><th></th>" + "".join(f'<th class="det" colspan="{len(t.columns)}">{e(d)}</th>'
+        head = "<tr><th></th>" + "".join(f'<th class="det sep" colspan="{len(t.columns)}">{e(d)}</th>'
                                          for d in t.detectors) + "</tr>"
-    head += f"<tr><th>{e(t.first)}</th>" + "".join(f"<th>{e(c)}</th>" for _ in t.detectors for c in t.columns) + "</tr>"
+    per = len(t.columns)
+    sep = [' class="sep"' if k % per == 0 else "" for k in range(per * len(t.detectors))]
+    head += f"<tr><th>{e(t.first)}</th>" + "".join(f"<th{sep[k]}>{e(c)}</th>" for k, c in
+                                                   enumerate(c for _ in t.detectors for c in t.columns)) + "</tr>"
     body = "".join("<tr><td>" + e(label) + "</td>" + "".join(
-        f"<td>{e(v)}" + (f"<small>{e(s)}</small>" if s else "") + "</td>" for v, s in cells) + "</tr>"
-        for label, cells in t.rows)
+        f"<td{sep[k]}>{e(v)}" + (f"<small>{e(s)}</small>" if s else "") + "</td>" for k, (v, s) in enumerate(cells))
+        + "</tr>" for label, cells in t.rows)
     return f'<h3 id="{e(t.key)}">{e(t.title)}</h3><div class="wrap"><table>{head}{body}</table></div>'
 
 

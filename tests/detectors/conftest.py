@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
-from mirror_testkit import Account, do_sync  # noqa: E402
+from mirror_testkit import Account, do_sync
 
 
 @pytest.fixture

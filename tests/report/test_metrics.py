@@ -56,7 +56,7 @@ def test_one_class_and_empty_groups_have_no_auc_but_keep_n() -> None:
     fakes = evaluate(np.ones(6), np.linspace(0, 1, 6), resamples=50, rng=rng_for(0, "f"))
     assert fakes["auc"] is None and fakes["eer"] is None and fakes["ap"] is None and fakes["auc_ci"] is None
     assert (fakes["n"], fakes["n_fake"], fakes["n_real"]) == (6, 6, 0)
-    assert fakes["tpr"] == pytest.approx(0.6) and fakes["fpr"] is None and fakes["acc_ci"] is not None
+    assert fakes["tpr"] == pytest.approx(0.5) and fakes["fpr"] is None and fakes["acc_ci"] is not None
     empty = evaluate(np.zeros(0), np.zeros(0), resamples=50, rng=rng_for(0, "e"))
     assert empty["n"] == 0 and empty["auc"] is None and empty["acc"] is None
 

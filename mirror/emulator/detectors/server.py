@@ -25,15 +25,15 @@ SHUTDOWN_GRACE = 0.5
 
 
 def build_app(config: DetectorEmulatorConfig) -> web.Application:
-    """The aiohttp application of ``config.service``."""
+    """The aiohttp application of ``config.service`` (creates ``data_dir`` if it is set)."""
+    if config.data_dir is not None:
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     if config.service == "synthetiq":
         return synthetiq.build_app(config)
     return deepfake_detection.build_app(config)
 
 
 async def _start(config: DetectorEmulatorConfig) -> tuple[web.AppRunner, str]:
-    if config.data_dir is not None:
-        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     try:

@@ -1,0 +1,65 @@
+"""SIGKILL a scoring run mid-flight, run it again: nothing is submitted twice, every item is scored once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from mirror.detectors import open_scores, run_score
+from mirror.store import open_manifest
+
+SCRIPT = """
+import sys, anyio
+from mirror.config import Retries
+from mirror.detectors import run_score
+report = anyio.run(lambda: run_score(sys.argv[1], "deepfake-detection", concurrency=4, rate_limit=100000,
+                                     options={"poll_interval": 0.05, "deadline": 60},
+                                     retries=Retries(attempts=3, backoff=0.01, max_backoff=0.1)))
+print(report.summary_line())
+"""
+
+
+def _jobs_in_ledger(dest: Path) -> int:
+    path = dest / ".state" / "scores" / "deepfake-detection.jsonl"
+    return path.read_text().count('"op":"job"') if path.exists() else 0
+
+
+def _run_and_kill(dest: Path, dfd_env, after_jobs: int) -> None:
+    """Start a scoring run in a child process and SIGKILL it once ``after_jobs`` jobs are journaled."""
+    env = {**os.environ, "DEEPFAKE_DETECTION_URL": dfd_env.url, "DEEPFAKE_DETECTION_TOKEN": dfd_env.token}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(dest)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while _jobs_in_ledger(dest) < after_jobs and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+async def test_killed_run_resumes_without_submitting_twice(mirrored: Path, dfd_env) -> None:
+    manifest = open_manifest(mirrored).to_table().to_pylist()
+    shas = {m["sha256"] for m in manifest}
+    await asyncio.to_thread(_run_and_kill, mirrored, dfd_env, len(shas) // 3)
+    killed_at = dfd_env.admin.counters()["submissions"]
+    assert 0 < killed_at < len(shas)
+
+    report = await run_score(mirrored, "deepfake-detection", concurrency=4, rate_limit=100_000,
+                             options={"poll_interval": 0.05, "deadline": 60})
+    assert report.status == "complete", report.failures[:3]
+    counters = dfd_env.admin.counters()
+    assert Counter(counters["submissions_by_sha256"]) == Counter({s: 1 for s in shas})   # each file once
+    assert report.submissions == len(shas) - killed_at
+    rows = [r for r in open_scores(mirrored, "deepfake-detection").to_table().to_pylist() if r["status"] == "ok"]
+    assert sorted(r["id"] for r in rows) == sorted(m["id"] for m in manifest)          # every item once
