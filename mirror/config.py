@@ -88,6 +88,10 @@ class Timeouts:
     storage: float = 60.0
     connect: float = 10.0
 
+    def __post_init__(self) -> None:
+        if min(self.api, self.storage, self.connect) <= 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+
 
 @dataclass(frozen=True)
 class Retries:

@@ -156,6 +156,7 @@ class Page:
     next_cursor: str | None
     total: int | None
     raw: dict[str, Any]
+    malformed: int = 0        # entries without a string id: skipped, and reported by the caller
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Page:
@@ -165,6 +166,6 @@ class Page:
         items = [it for it in data if isinstance(it, dict) and isinstance(it.get("id"), str)]
         cursor = obj.get("next_cursor")
         total = obj.get("total")
-        return cls(items=items, has_more=obj.get("has_more") is True,
+        return cls(items=items, malformed=len(data) - len(items), has_more=obj.get("has_more") is True,
                    next_cursor=cursor if isinstance(cursor, str) and cursor else None,
                    total=total if isinstance(total, int) else None, raw=obj)

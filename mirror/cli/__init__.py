@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--rate-limit", type=float, metavar="N", help="API requests per minute for this key (default 60)")
     p.add_argument("--concurrency", type=int, metavar="N", help="parallel storage fetches (default 32)")
+    p.add_argument("--timeout", type=float, metavar="S", help="total deadline of one request in seconds "
+                                                               "(default 30 for the API, 60 for storage)")
     p.add_argument("--retries", type=int, metavar="N", help="attempts per request before an item counts as failed "
                                                             "(default 6)")
     for verb, text in (("status", "what a destination holds, per cell and perturbation"),

@@ -104,10 +104,12 @@ def _sync(args: argparse.Namespace) -> int:
     key = load_api_key(args.api_key_file)
     progress = Progress(enabled=not (args.quiet or args.json))
     retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
+    timeouts = Timeouts() if args.timeout is None else Timeouts(api=args.timeout, storage=args.timeout,
+                                                                 connect=min(args.timeout, Timeouts.connect))
     try:
         report = anyio.run(lambda: run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
                                             progress=progress.advance, on_total=progress.set_total,
-                                            retries=retries))
+                                            retries=retries, timeouts=timeouts))
     finally:
         progress.close()
     if args.json:

@@ -34,6 +34,7 @@ class Probe:
 class PageOf:
     items: list[Item]
     cursor: str | None        # the cursor that fetched this page (cursor mode), to resume from later
+    malformed: int = 0        # entries the server sent without a usable id
 
 
 async def probe(client: MargenClient, selection: Selection) -> Probe | None:
@@ -62,7 +63,7 @@ async def walk(client: MargenClient, selection: Selection, *, start_cursor: str 
     seen: set[str] = set()
     while True:
         page = await client.items({**selection.query(), "limit": str(PAGE_SIZE), "cursor": cursor})
-        yield PageOf(page.items, cursor)
+        yield PageOf(page.items, cursor, page.malformed)
         if not page.has_more:
             return
         nxt = page.next_cursor
@@ -79,7 +80,7 @@ async def _walk_offset(client: MargenClient, selection: Selection) -> AsyncItera
     offset = 0
     while True:
         page = await client.items({**selection.query(), flag: "true", "limit": str(limit), "offset": str(offset)})
-        yield PageOf(page.items, None)
+        yield PageOf(page.items, None, page.malformed)
         if not page.has_more:
             return
         if selection.lineage:

@@ -113,6 +113,9 @@ class Pipeline:
             try:
                 async for page in walk(self.client, selection, start_cursor=start_cursor):
                     self.last_cursor = page.cursor
+                    if page.malformed:
+                        self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without a string "
+                                   "id", retryable=False)
                     for item in page.items:
                         item_id = item["id"]
                         if item_id in self._seen:

@@ -12,8 +12,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from hostile_server import HostileServer
 
-KEY = "mgn_live_HOSTILEtestKEY0123456789"
-
 
 @pytest.fixture
 def hostile() -> Iterator[HostileServer]:

@@ -44,6 +44,9 @@ def big_jpeg(min_bytes: int) -> bytes:
         side *= 2
 
 
+KEY = "mgn_live_HOSTILEtestKEY0123456789"   # the key every hostile-server test syncs with
+
+
 def item(item_id: str, source: str | None = "src1") -> dict[str, Any]:
     return {"object": "attack_data_item", "id": item_id, "benchmark": BENCH, "kind": "fake",
             "source_real_id": source, "base_id": source, "attributes": {}}
@@ -124,7 +127,7 @@ class HostileServer:
     async def download(self, request: web.Request) -> web.Response:
         self._see(self.api_seen, request)
         item_id = unquote(request.raw_path.split("/download/", 1)[1].split("?")[0])
-        found = next((it for page in self.behaviour.pages for it in page if it["id"] == item_id), None)
+        found = next((it for page in self.behaviour.pages for it in page if it.get("id") == item_id), None)
         if found is None:
             return web.json_response({"error": "No such item.", "code": "not_found"}, status=404)
         charged = item_id not in self.downloads
@@ -137,7 +140,7 @@ class HostileServer:
         self._see(self.storage_seen, request)
         token = request.match_info["token"].removesuffix(".jpg")
         by_token = {hashlib.sha256(k.encode("utf-8", "surrogatepass")).hexdigest(): k
-                    for page in self.behaviour.pages for k in (it["id"] for it in page)}
+                    for page in self.behaviour.pages for k in (it.get("id") for it in page) if isinstance(k, str)}
         item_id = by_token.get(token)
         if item_id is None:
             return web.Response(status=404)
@@ -162,7 +165,7 @@ class HostileServer:
         into.append(Seen(request.path, "Authorization" in request.headers or "x-api-key" in request.headers))
 
     def _total(self) -> int:
-        return len({it["id"] for page in self.behaviour.pages for it in page})
+        return len({it.get("id") for page in self.behaviour.pages for it in page})
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> HostileServer:

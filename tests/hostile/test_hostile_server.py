@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import KEY
-from hostile_server import BENCH, HostileServer, big_jpeg, item, jpeg
+from hostile_server import BENCH, KEY, HostileServer, big_jpeg, item, jpeg
 
 import mirror
 from mirror.config import ApiKey, Limits, Retries, Timeouts
@@ -78,6 +77,17 @@ async def test_duplicate_ids_across_pages_are_fetched_and_listed_once(hostile, t
     assert report.status == "complete"
     assert sorted(manifest_ids(dest)) == ["a", "b", "c", "d"]
     assert hostile.downloads == {"a": 1, "b": 1, "c": 1, "d": 1}, "a duplicate was reserved twice"
+    assert_safe(hostile, tmp_path, dest)
+
+
+async def test_items_without_a_string_id_are_skipped_with_a_reason(hostile, tmp_path):
+    broken = [{**item("x"), "id": 42}, {**item("y"), "id": None}, {k: v for k, v in item("z").items() if k != "id"}]
+    hostile.behaviour.pages = [[item("a"), *broken, item("b")]]
+    dest = tmp_path / "dest"
+    report = await sync(hostile, dest)
+    assert report.status == "partial" and report.exit_code == 5
+    assert sorted(manifest_ids(dest)) == ["a", "b"]
+    assert [f.reason for f in report.failures] == ["skipped 3 item(s) the server sent without a string id"]
     assert_safe(hostile, tmp_path, dest)
 
 

@@ -1,0 +1,150 @@
+"""One measured workload, run by ``scripts/bench.py`` in a process of its own.
+
+Each workload runs in a fresh interpreter so the parent can read that process's own CPU time and
+peak RSS from ``os.wait4``; the worker adds what only it can see (wall and CPU time of the measured
+part, without interpreter start-up and imports) and writes one JSON object to ``--out``.
+
+    bare    the transport ceiling: a cursor walk feeding C workers that each do GET /download/{id}
+            then GET the signed URL and read the body; no disk, no hashing, no manifest
+    sdk     the official SDK: ``iter_items`` then ``download_selection`` into a folder
+    mirror  ``margen-mirror sync ... --json``: the CLI's own ``main`` in this process
+
+The API key comes from ``MARGEN_API_KEY``, never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+FACES = "synthetic-face-v1"
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def _bare(url: str, key: str, concurrency: int, page_size: int) -> dict:
+    import asyncio
+
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {key}"}
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
+    totals = {"items": 0, "bytes": 0, "api_calls": 0, "errors": 0}
+    api = f"{url}/api/v1/data"
+    connector = aiohttp.TCPConnector(limit=2 * concurrency + 4)
+    async with aiohttp.ClientSession(connector=connector) as api_session, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 4)) as storage:
+        async def produce() -> None:
+            cursor = ""
+            while True:
+                async with api_session.get(f"{api}/items", headers=headers,
+                                           params={"benchmark": FACES, "limit": str(page_size),
+                                                   "cursor": cursor}) as resp:
+                    page = await resp.json()
+                totals["api_calls"] += 1
+                for item in page["data"]:
+                    await queue.put(item["id"])
+                if not page.get("has_more"):
+                    break
+                cursor = page["next_cursor"]
+            for _ in range(concurrency):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (item_id := await queue.get()) is not None:
+                async with api_session.get(f"{api}/download/{item_id}",
+                                           headers={**headers, "Idempotency-Key": f"bare-{item_id}"}) as resp:
+                    body = await resp.json()
+                totals["api_calls"] += 1
+                if resp.status != 200:
+                    totals["errors"] += 1
+                    continue
+                async with storage.get(body["url"]) as resp:
+                    data = await resp.read()
+                if resp.status != 200:
+                    totals["errors"] += 1
+                    continue
+                totals["items"] += 1
+                totals["bytes"] += len(data)
+
+        await asyncio.gather(produce(), *(work() for _ in range(concurrency)))
+    return totals
+
+
+def _sdk(url: str, key: str, out_dir: str) -> dict:
+    from margen import Margen
+    from margen.ergonomics import download_selection, iter_items
+
+    client = Margen(bearer_auth=key, server_url=url)
+    picks = list(iter_items(client, benchmark=FACES))
+    saved = download_selection(client, picks, out_dir, progress=False)
+    return {"items": len(saved), "bytes": sum(os.path.getsize(p) for p in saved), "listed": len(picks)}
+
+
+def _mirror(argv: list[str]) -> dict:
+    from mirror.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(argv)
+    report = json.loads(buffer.getvalue())
+    report.pop("failures", None)
+    return {"exit_code": code, "report": report, "items": report.get("mirrored", 0),
+            "bytes": report.get("bytes", 0)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("mode", choices=("bare", "sdk", "mirror"))
+    p.add_argument("--url", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--dest", help="sdk: folder to save into")
+    p.add_argument("--profile", type=Path, help="write a cProfile of the measured part here")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a = p.parse_args(argv[:cut])
+    rest = argv[cut + 1:]              # mirror: the CLI arguments after ``--``
+    key = os.environ["MARGEN_API_KEY"]
+    # Imports happen before the clock starts: start-up cost is reported by the parent separately.
+    if a.mode == "bare":
+        import asyncio
+
+        import aiohttp  # noqa: F401
+        run = lambda: asyncio.run(_bare(a.url, key, a.concurrency, 500))  # noqa: E731
+    elif a.mode == "sdk":
+        import margen.ergonomics  # noqa: F401
+        run = lambda: _sdk(a.url, key, a.dest)  # noqa: E731
+    else:
+        import mirror.cli.verbs  # noqa: F401
+        run = lambda: _mirror(rest)  # noqa: E731
+    profiler = None
+    if a.profile:
+        import cProfile
+        profiler = cProfile.Profile()
+    cpu0, wall0 = _cpu_s(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    result = run()
+    if profiler:
+        profiler.disable()
+    wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+    if profiler:
+        profiler.dump_stats(a.profile)
+    result.update(mode=a.mode, wall_s=wall, cpu_s=cpu)
+    a.out.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
