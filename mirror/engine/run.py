@@ -76,7 +76,7 @@ class Pipeline:
         self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
         self._rows: list[dict[str, Any]] = []
         self._row_ids: list[str] = []
-        self._flush_lock = asyncio.Lock()
+        self._flush_lock = anyio.Lock()
         self._seen: set[str] = set()
 
     async def run(self, selection: Selection | None, start_cursor: str = "") -> None:

@@ -55,7 +55,8 @@ async def test_url_mode_sends_fresh_signed_urls(mirrored: Path, dfd_env, margen,
     emulator, account = margen
     monkeypatch.setenv("MARGEN_API_KEY", account.key)
     report = await run_score(mirrored, "deepfake-detection", filters={"kind": ("real",)}, rate_limit=100_000,
-                             options={**FAST, "url_mode": True, "margen_base_url": emulator.url})
+                             options={**FAST, "url_mode": True, "margen_base_url": emulator.url,
+                                      "margen_rate_limit": 100_000})
     reals = [m for m in _manifest(mirrored) if m["kind"] == "real"]
     assert report.status == "complete", report.failures[:3]
     assert report.scored == len(reals) and dfd_env.admin.counters()["submissions"] == len({m["sha256"] for m in reals})
