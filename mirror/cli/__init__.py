@@ -73,13 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true", help="re-fetch missing or damaged files (free: already owned)")
     p.add_argument("--rate-limit", type=float, metavar="N")
     from mirror.cli.report import add_report_parser
+    from mirror.cli.score import add_score_parser
+    add_score_parser(sub)
     add_report_parser(sub)
     p = sub.add_parser("demo", help="start the embedded emulator and mirror a sample into ./margen-demo")
     p.add_argument("--dest", default="margen-demo")
     p.add_argument("--items", type=int, default=600, help="corpus size of the embedded emulator")
+    p.add_argument("--detectors", action="store_true", help="go on through the whole loop: score with both detector "
+                                                            "emulators and a local detector, then build the report")
     p.add_argument("-q", "--quiet", action="store_true")
     sub.add_parser("emulator", help="run the local Margen API emulator (see: margen-mirror emulator --help)",
                    add_help=False)
+    sub.add_parser("detector-emulator", help="run a local detector service emulator: --service synthetiq | "
+                                              "deepfake-detection (see its --help)", add_help=False)
     return parser
 
 
@@ -88,7 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["emulator"]:
         from mirror.emulator import main as emulator_main
         return emulator_main(args_list[1:])
-    args = build_parser().parse_args(args_list)
+    if args_list[:1] == ["detector-emulator"]:
+        from mirror.emulator.detectors import main as detector_main
+        return detector_main(args_list[1:])
+    parser = build_parser()
+    args, extra = parser.parse_known_args(args_list)
+    # KEY=V filters may follow flags too (argparse cannot intermix a "*" positional with options).
+    if extra and hasattr(args, "words") and all("=" in w and not w.startswith("-") for w in extra):
+        args.words = [*args.words, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from mirror.cli import verbs
     try:
         return verbs.run(args)

@@ -25,9 +25,10 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     from mirror.cli.report import run_report_verb
+    from mirror.cli.score import run_score_verb
     handler = {"benchmarks": _benchmarks, "usage": _usage, "catalog": _catalog, "plan": _plan, "sync": _sync,
                "status": _status, "compact": _compact, "verify": _verify, "demo": _demo,
-               "report": run_report_verb}[args.verb]
+               "score": run_score_verb, "report": run_report_verb}[args.verb]
     return handler(args)
 
 
@@ -147,4 +148,4 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from mirror.cli.demo import run_demo
-    return run_demo(Path(args.dest), items=args.items, quiet=args.quiet)
+    return run_demo(Path(args.dest), items=args.items, quiet=args.quiet, detectors=args.detectors)

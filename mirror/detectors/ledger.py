@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror.detectors.scores import detector_folder
 from mirror.errors import LockHeldError
-from mirror.store import Layout, destination_error, safe_component
+from mirror.store import Layout, destination_error
 
 __all__ = ["Ledger", "Entry"]
 
@@ -36,7 +37,7 @@ class Entry:
 class Ledger:
     def __init__(self, layout: Layout, detector: str) -> None:
         folder = layout.state / "scores"
-        stem = safe_component(detector)
+        stem = detector_folder(detector)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(folder / f"{stem}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -21,13 +21,24 @@ import pyarrow.parquet as pq
 from mirror.store import Layout, destination_error, safe_component
 from mirror.store.scores import SCORES_SCHEMA
 
-__all__ = ["ScoresWriter", "open_scores", "scores_dir", "latest_status"]
+__all__ = ["ScoresWriter", "open_scores", "scores_dir", "latest_status", "detector_folder"]
 
 _TMP_PREFIX = "scores-"
 
 
+def detector_folder(detector: str) -> str:
+    """The folder name of a detector's scores, which is also its name in reports.
+
+    ``python:pkg.module:function`` becomes ``pkg.module.function``: readable, and still a name
+    no other detector can take; anything unusual falls back to the hashed safe form.
+    """
+    if detector.startswith("python:"):
+        detector = detector.removeprefix("python:").replace(":", ".")
+    return safe_component(detector)
+
+
 def scores_dir(layout: Layout, detector: str) -> Path:
-    return layout.scores / safe_component(detector)
+    return layout.scores / detector_folder(detector)
 
 
 def open_scores(dest: Path | str, detector: str) -> ds.Dataset:

@@ -144,16 +144,31 @@ def test_ctrl_c_exits_130_and_resumes(emulator, account, tmp_path):
     assert emulator.admin.ledger(account.name)["charge_count"] == total
 
 
-def test_demo_and_emulator_verbs(tmp_path):
-    demo = cli("demo", "--items", "150", "--dest", str(tmp_path / "demo"), key=None, cwd=tmp_path, timeout=180)
+def test_demo_runs_the_whole_loop_sync_score_report(tmp_path):
+    dest = tmp_path / "demo"
+    demo = cli("demo", "--detectors", "--items", "150", "--dest", str(dest), key=None, cwd=tmp_path, timeout=240)
     assert demo.returncode == 0, demo.stderr
     assert "margen-mirror complete: 150 matching" in demo.stderr and "up-to-date" in demo.stderr
-    assert mirror.open_manifest(tmp_path / "demo").count_rows() == 150
-    proc = subprocess.Popen([sys.executable, "-m", "mirror", "emulator", "--port", "0", "--items", "100",
-                             "--data-dir", str(tmp_path / "emu")], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("READY http://127.0.0.1:")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+    assert mirror.open_manifest(dest).count_rows() == 150
+    for name in ("synthetiq", "deepfake-detection", "mirror.detectors.reference.spectral_peakiness"):
+        assert f"score {'python:' if 'reference' in name else ''}" in demo.stderr
+        assert list((dest / "scores" / name).glob("*.parquet")), name
+    metrics = json.loads((dest / "reports" / "demo" / "metrics.json").read_text())
+    assert sorted(metrics["detectors"]) == sorted(["synthetiq", "deepfake-detection",
+                                                   "mirror.detectors.reference.spectral_peakiness"])
+    html = (dest / "reports" / "demo" / "report.html").read_text()
+    assert "loses most under" in html and "http://" not in html and "https://" not in html
+
+
+def test_emulator_verbs_print_ready(tmp_path):
+    verbs = (["emulator", "--items", "100", "--data-dir", str(tmp_path / "emu")],
+             ["detector-emulator", "--service", "synthetiq"],
+             ["detector-emulator", "--service", "deepfake-detection"])
+    for verb in verbs:
+        proc = subprocess.Popen([sys.executable, "-m", "mirror", *verb, "--port", "0"], stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            assert proc.stdout.readline().startswith("READY http://127.0.0.1:")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
