@@ -32,14 +32,20 @@ def _data_uri(fig: Figure) -> str:
 
 def roc_figure(scored: dict[str, Scored], results: dict[str, Any]) -> str:
     """Overall ROC per detector (left) and, for each detector, its ROC per layer (right panels)."""
-    fig = Figure(figsize=(_WIDTH, 3.6), layout="constrained")
-    axes = fig.subplots(1, 1 + len(scored), squeeze=False)[0]
+    panels = 1 + len(scored)
+    cols = min(3, panels)                 # three panels a row stay legible whatever the detector names
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(_WIDTH, 3.9 * rows), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False).ravel()
+    for spare in grid[panels:]:
+        spare.set_visible(False)
+    axes = grid[:panels]
     for name, data in scored.items():
         auc = results[name]["overall"]["auc"]
         if auc is not None:
             fpr, tpr = roc_curve(data.fake, data.p_fake)
             axes[0].plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
-    axes[0].set_title("ROC, all items")
+    axes[0].set_title("ROC, all items", fontsize=9)
     for ax, (name, data) in zip(axes[1:], scored.items(), strict=True):
         for layer, metrics in results[name]["groups"]["layer"].items():
             if metrics["auc"] is None:
@@ -47,13 +53,13 @@ def roc_figure(scored: dict[str, Scored], results: dict[str, Any]) -> str:
             mask = data.columns["layer"] == layer
             fpr, tpr = roc_curve(data.fake[mask], data.p_fake[mask])
             ax.plot(fpr, tpr, label=f"{layer} ({metrics['auc']:.3f})")
-        ax.set_title(f"{name}: ROC by layer")
+        ax.set_title(f"{name}\nROC by layer", fontsize=9)
     for ax in axes:
         ax.plot([0, 1], [0, 1], color="0.75", linestyle=":", linewidth=1)
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (reals called fake)",
                ylabel="true positive rate (fakes caught)", aspect="equal")
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=6.5, loc="lower right")
     return _data_uri(fig)
 
 

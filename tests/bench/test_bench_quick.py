@@ -1,0 +1,84 @@
+"""``scripts/bench.py --quick`` writes a complete BENCHMARKS file whose figures parse.
+
+Behaviour only: no target (speed-up, ratio, RSS) is asserted, because wall-clock figures on a
+shared CI machine say nothing about the code.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+import bench_report  # noqa: E402
+
+SECTIONS = ["## 1. Against the official SDK", "## 2. Against the transport ceiling",
+            "## 3. Against the key's rate limit", "## 4. Resume and no-op", "## 5. Scale", "## History"]
+_NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?( ms)?$")
+_WORDS = {"yes", "**no**", "n/a", "—", ""}
+
+
+def _cells(text: str) -> list[tuple[str, str]]:
+    """(column header, cell) for every cell of every table in the file."""
+    out: list[tuple[str, str]] = []
+    header: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = []
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not header:
+            header = cells
+        elif not all(set(c) <= {"-"} for c in cells):
+            out += list(zip(header, cells, strict=True))
+    return out
+
+
+def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text("# old\n\n## History\n\n- 2020-01-01 `abc1234` an earlier full run: kept\n")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "--quick", "--output", str(output),
+                           "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = output.read_text(encoding="utf-8")
+    positions = [text.index(s) for s in SECTIONS]
+    assert positions == sorted(positions)
+    assert "reproduce: `python scripts/bench.py --quick`" in text
+    assert "- 2020-01-01 `abc1234` an earlier full run: kept" in text      # a quick run never rewrites history
+    figures, history = bench_report.read_previous(output)
+    assert figures is not None and figures["mode"] == "quick"
+    assert history == ["- 2020-01-01 `abc1234` an earlier full run: kept"]
+    for key in ("sdk_0ms.speedup", "sdk_20ms.speedup", "ceiling.ratio", "ceiling.mirror_cpu_ms", "rate.ratio",
+                "rate.throttled", "noop.api_calls", "noop.rss_mb", "scale.max_rss_mb", "scale.max_cpu_ms",
+                "scale.rss_growth", "scale.cpu_growth"):
+        value = bench_report.get(figures, key)
+        assert isinstance(value, int | float) and value >= 0, (key, value)
+    assert figures["noop"]["status"] == "up-to-date"
+    assert [r["items"] for r in figures["scale"]["runs"]] == figures["sizes"]["scale"]
+    cells = _cells(text)
+    assert len(cells) > 40
+    for column, cell in cells:
+        if column in ("latency/request", "case", "target", "function", "inclusive share"):
+            continue
+        parts = [p.strip() for p in cell.split(",")] if column.startswith("emulator CPU ms/img (") else [cell]
+        for part in parts:
+            assert part in _WORDS or _NUMBER.match(part), (column, cell)
+    assert "(target ≥ 0.8:" in text and "achieved ≥ 0.98 × limit" in text
+
+
+def test_history_has_one_line_per_moved_figure() -> None:
+    machine = {"commit": "abc1234"}
+    old = {"mode": "full", "date": "2026-01-01T00:00:00+00:00", "machine": machine,
+           "ceiling": {"ratio": 0.5, "mirror_ips": 1000.0}, "noop": {"api_calls": 2}}
+    new = {"mode": "full", "date": "2026-01-02T00:00:00+00:00", "machine": {"commit": "def5678"},
+           "ceiling": {"ratio": 0.8, "mirror_ips": 1010.0}, "noop": {"api_calls": 2}}
+    lines = bench_report.history_lines(old, new, "inline small-file writes")
+    assert lines == ["- 2026-01-02 `def5678` inline small-file writes: mirror / transport ceiling "
+                     "0.500 → 0.800 (better)"]
+    assert "no tracked figure moved" in bench_report.history_lines(new, new, "again")[0]
+    assert "baseline" in bench_report.history_lines(None, new, "first")[0]
+    assert "baseline" in bench_report.history_lines({**old, "mode": "quick"}, new, "after quick")[0]
