@@ -324,6 +324,8 @@ def profile_mirror(data: Path, work: Path, items: int, concurrency: int) -> dict
             continue
         total += int(count)
         for frame in {f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0] + ")" for f in stack.split(";")}:
+            if frame.startswith("<module>") or "mirror/cli/" in frame:
+                continue                      # imports and the CLI's frames that contain everything
             if "mirror/" in frame or "hashlib" in frame or "PIL/" in frame or "thread.py" in frame:
                 inclusive[frame] = inclusive.get(frame, 0) + int(count)
     top = sorted(inclusive.items(), key=lambda kv: -kv[1])[:25]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pyarrow as pa
 
 from mirror.api.client import MargenClient
 from mirror.cli.output import Progress, emit, say
@@ -24,6 +25,8 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Arrow's default allocator keeps freed pages for reuse; a long sync's peak memory should not stay.
+    pa.set_memory_pool(pa.system_memory_pool())
     from mirror.cli.report import run_report_verb
     from mirror.cli.score import run_score_verb
     handler = {"benchmarks": _benchmarks, "usage": _usage, "catalog": _catalog, "plan": _plan, "sync": _sync,

@@ -54,13 +54,15 @@ class Journal:
         """Called before ``/download`` is sent: from here on a crash leaves a pending entry."""
         entry = self.pending.setdefault(item_id, Pending(item_id, benchmark))
         entry.attempts += 1
-        self._append({"op": "reserve", "id": item_id, "b": benchmark})
+        self._write(f'{{"op":"reserve","id":{json.dumps(item_id)},"b":{json.dumps(benchmark)},'
+                    f'"t":{time.time():.3f}}}\n')
 
     def reserved(self, item_id: str, charged: bool) -> None:
         entry = self.pending.get(item_id)
         if entry is not None:
             entry.charged = bool(entry.charged) or charged
-        self._append({"op": "reserved", "id": item_id, "charged": charged})
+        self._write(f'{{"op":"reserved","id":{json.dumps(item_id)},"charged":{"true" if charged else "false"},'
+                    f'"t":{time.time():.3f}}}\n')
 
     def done(self, item_ids: list[str]) -> None:
         """The rows of these items are in a flushed manifest part: forget them."""
@@ -68,18 +70,15 @@ class Journal:
             return
         for item_id in item_ids:
             self.pending.pop(item_id, None)
-        self._append_many([{"op": "done", "id": i} for i in item_ids])
+        stamp = f"{time.time():.3f}"
+        self._write("".join(f'{{"op":"done","id":{json.dumps(i)},"t":{stamp}}}\n' for i in item_ids))
 
     def was_charged(self, item_id: str) -> bool:
         entry = self.pending.get(item_id)
         return bool(entry and entry.charged)
 
-    def _append(self, record: dict[str, object]) -> None:
-        self._append_many([record])
-
-    def _append_many(self, records: list[dict[str, object]]) -> None:
-        stamp = round(time.time(), 3)
-        lines = "".join(json.dumps({**r, "t": stamp}, separators=(",", ":")) + "\n" for r in records)
+    def _write(self, lines: str) -> None:
+        """One write per call on an O_APPEND descriptor: records are whole or absent after a kill."""
         os.write(self._fd, lines.encode())
 
     def _rewrite(self) -> None:

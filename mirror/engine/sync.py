@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+
 from mirror.api.client import MargenClient
 from mirror.api.models import Catalog
 from mirror.config import ApiKey, Limits, Retries, Timeouts
@@ -156,6 +158,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
             report.charged = budget.spent
             report.free = reserver.free
     rows = await asyncio.to_thread(compact, layout)
+    pa.default_memory_pool().release_unused()      # compaction's buffers: give them back to the OS
     if budget.exhausted:
         report.status = "budget"
         report.message = (f"stopped: {budget.exhausted_reason}; top up or raise --max-credits, then run the same "
