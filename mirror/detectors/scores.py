@@ -7,18 +7,14 @@ the manifest's recovery never touches), fsync, rename. Readers keep the newest r
 
 from __future__ import annotations
 
-import errno
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from mirror.store import Layout, destination_error, safe_component
+from mirror.store import Layout, destination_error, safe_component, write_table_atomic
 from mirror.store.scores import SCORES_SCHEMA
 
 __all__ = ["ScoresWriter", "open_scores", "scores_dir", "latest_status", "detector_folder"]
@@ -79,32 +75,7 @@ class ScoresWriter:
             return None
         table = pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
         target = self.folder / f"part-{self.run_id}-{self._seq:05d}.parquet"
-        tmp: Path | None = None
-        try:
-            fd, name = tempfile.mkstemp(dir=self.layout.tmp, prefix=_TMP_PREFIX, suffix=".parquet")
-            tmp = Path(name)
-            with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            tmp = None
-            _fsync_dir(self.folder)
-        except OSError as exc:
-            raise destination_error(exc, target) from exc
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+        write_table_atomic(self.layout, table, target, tmp_prefix=_TMP_PREFIX)
         self._seq += 1
         return target
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)

@@ -14,7 +14,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from mirror.emulator.release import ReleaseBuilder, release_handler
 from mirror.emulator.routes import STATE_KEY, add_api_routes
 from mirror.emulator.state import EmulatorConfig, EmulatorState
 from mirror.emulator.storage import RELEASE_KEY, STORAGE_PREFIX, storage
+from mirror.emulator.threaded import LoopThread
 
 SHUTDOWN_GRACE = 0.5  # seconds in-flight requests get at stop (slow faults would hold it for minutes)
 
@@ -103,8 +103,7 @@ class RunningEmulator:
         self.port = config.port
         self.url = ""
         self.admin = AdminClient("http://127.0.0.1")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread[tuple[web.AppRunner, EmulatorState, str]] = LoopThread("margen-emulator")
         self._running: tuple[web.AppRunner, EmulatorState] | None = None
 
     @property
@@ -114,44 +113,18 @@ class RunningEmulator:
         return self._running[1]
 
     def start(self) -> RunningEmulator:
-        ready = threading.Event()
-        failure: list[BaseException] = []
+        async def close(started: tuple[web.AppRunner, EmulatorState, str]) -> None:
+            await _stop(started[0], started[1])
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                runner, state, url = loop.run_until_complete(_start(self.config, self.data_dir, self.port))
-            except BaseException as err:  # reported to the caller of start()
-                failure.append(err)
-                ready.set()
-                loop.close()
-                return
-            self._running, self.url = (runner, state), url
-            self.port = int(url.rsplit(":", 1)[1])
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(_stop(runner, state))
-                loop.run_until_complete(loop.shutdown_default_executor())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"margen-emulator-{self.port}", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            raise failure[0]
+        runner, state, self.url = self._thread.start(lambda: _start(self.config, self.data_dir, self.port), close)
+        self._running = (runner, state)
+        self.port = int(self.url.rsplit(":", 1)[1])
         self.admin = AdminClient(self.url)
         return self
 
     def _halt(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        if self._running is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._thread, self._loop, self._running = None, None, None
+        self._thread.stop()
+        self._running = None
 
     def stop(self) -> None:
         self._halt()

@@ -11,10 +11,11 @@ from mirror.store.manifest import (
     open_manifest,
     recover,
     row_from_item,
+    write_table_atomic,
 )
 
 __all__ = [
     "Layout", "safe_component", "image_relpath", "resolve_inside", "destination_error", "DestLock",
     "MANIFEST_SCHEMA", "ManifestIndex", "ManifestWriter", "MirroredFile", "compact", "open_manifest",
-    "recover", "row_from_item",
+    "recover", "row_from_item", "write_table_atomic",
 ]

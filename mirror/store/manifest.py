@@ -38,7 +38,7 @@ from mirror.store.layout import Layout, destination_error
 
 __all__ = [
     "MANIFEST_SCHEMA", "row_from_item", "ManifestWriter", "compact", "recover", "open_manifest",
-    "ManifestIndex", "MirroredFile",
+    "ManifestIndex", "MirroredFile", "write_table_atomic",
 ]
 
 # Item fields copied verbatim (as text) from the API's item object.
@@ -167,7 +167,7 @@ class ManifestWriter:
             return None
         table = pa.Table.from_pylist(self._rows, schema=MANIFEST_SCHEMA).sort_by(_SORT_KEYS)
         target = self.layout.manifest / f"part-{self.run_id}-{self._seq:05d}.parquet"
-        _write_atomic(self.layout, table, target)
+        write_table_atomic(self.layout, table, target)
         self._seq += 1
         self._rows = []
         return target
@@ -188,7 +188,7 @@ def compact(layout: Layout) -> int:
     table = table.replace_schema_metadata({_REPLACES_KEY: replaces})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = layout.manifest / f"{_COMPACTED_PREFIX}{stamp}-{secrets.token_hex(4)}.parquet"
-    _write_atomic(layout, table, target)
+    write_table_atomic(layout, table, target)
     _delete_replaced(layout, target)
     return table.num_rows
 
@@ -326,11 +326,15 @@ def _delete_replaced(layout: Layout, compacted: Path) -> None:
         _fsync_dir(layout.manifest)
 
 
-def _write_atomic(layout: Layout, table: pa.Table, target: Path) -> None:
-    """Write via ``.state/tmp`` + fsync + rename, so ``target`` is complete or absent, never partial."""
+def write_table_atomic(layout: Layout, table: pa.Table, target: Path, *, tmp_prefix: str = _TMP_PREFIX) -> None:
+    """Write via ``.state/tmp`` + fsync + rename, so ``target`` is complete or absent, never partial.
+
+    Every Parquet file margen-mirror writes into DEST (manifest parts, compactions, detector scores)
+    goes through here; ``tmp_prefix`` tells whose leftovers a recovery may delete.
+    """
     tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(dir=layout.tmp, prefix=_TMP_PREFIX, suffix=".parquet")
+        fd, name = tempfile.mkstemp(dir=layout.tmp, prefix=tmp_prefix, suffix=".parquet")
         tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression="zstd", row_group_size=_ROW_GROUP_ROWS)

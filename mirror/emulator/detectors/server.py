@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from aiohttp import web
 from mirror.emulator.detectors import deepfake_detection, synthetiq
 from mirror.emulator.detectors.admin import AdminClient
 from mirror.emulator.detectors.uploads import SERVICES, DetectorEmulatorConfig
+from mirror.emulator.threaded import LoopThread
 
 SHUTDOWN_GRACE = 0.5
 
@@ -53,46 +53,18 @@ class RunningDetector:
         self.token = config.api_token
         self.url = ""
         self.admin = AdminClient("http://127.0.0.1")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread[tuple[web.AppRunner, str]] = LoopThread(f"detector-{config.service}")
 
     def start(self) -> RunningDetector:
-        ready = threading.Event()
-        failure: list[BaseException] = []
+        async def close(started: tuple[web.AppRunner, str]) -> None:
+            await started[0].cleanup()
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            try:
-                runner, self.url = loop.run_until_complete(_start(self.config))
-            except BaseException as err:  # handed to the caller of start()
-                failure.append(err)
-                ready.set()
-                loop.close()
-                return
-            self._loop = loop
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(runner.cleanup())
-                loop.run_until_complete(loop.shutdown_default_executor())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"detector-{self.config.service}", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            raise failure[0]
+        _, self.url = self._thread.start(lambda: _start(self.config), close)
         self.admin = AdminClient(self.url)
         return self
 
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._thread, self._loop = None, None
+        self._thread.stop()
 
     def __enter__(self) -> RunningDetector:
         return self
