@@ -6,10 +6,19 @@ are paced evenly (one slot every 60/N s, slightly slower than the limit so clock
 network delay cannot push a window over N) rather than burst: a burst of N would be followed by a
 full minute of silence, and a sliding-window server would answer the next request with 429.
 
-On a 429 the limiter halves its rate (other scripts may share the key, or the key's real limit
-is lower than configured), pauses every caller for a jittered, growing back-off, and remembers the
-rate that failed. Successes then climb back quickly to just under that ceiling and probe past it
-slowly, so a limiter told a too-high limit converges instead of oscillating.
+When 429s arrive anyway (another script shares the key, the key's real limit is lower than
+configured, or the server is shedding load):
+- the first 429 of a run of them halves the rate, but never below the rate the server accepted
+  over the last minute (it accepted that much, so it can again);
+- every 429 pauses all callers for a jittered back-off that doubles while they continue;
+- a lockout (five 429s in a row, seconds apart) after a minute in which we sent about as fast as
+  our pacing allowed means the server's window is full: the successes of that minute are then its
+  real limit, and the rate settles just under that instead of being cut again. One lockout cuts
+  the estimate by at most 4x, and 429s that arrive while pauses held us back are read as load
+  shedding, not as a limit, so spurious bursts cannot talk the limiter down to a crawl;
+- successes climb back quickly to just under the estimated limit, then probe past it by about
+  5 % a minute, so a limiter told too high a limit converges in one episode and rarely meets it
+  again, and one hit by a passing burst of 429s recovers within seconds.
 """
 
 from __future__ import annotations
@@ -17,11 +26,17 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 
 __all__ = ["RateLimiter"]
 
 _SAFETY = 0.985          # pace at 98.5 % of the stated limit
+_SETTLE = 0.95           # sit at this share of the estimated limit
+_PROBE = 0.05            # past it: climb this share of the rate per minute of successes
+_LOCKOUT = 5             # consecutive 429s that mean the server's window is full
+_MAX_CUT = 4.0           # one lockout lowers the limit estimate by at most this factor
+_WINDOW_S = 60.0
 _MIN_PER_MINUTE = 1.0
 _MAX_BACKOFF_S = 60.0
 
@@ -36,10 +51,14 @@ class RateLimiter:
         self.target = float(per_minute)
         self.rate = float(per_minute)
         self.throttled = 0               # 429s seen, for the run report
-        self._ceiling: float | None = None
+        self.limit = float(per_minute)   # the best estimate of the server's real limit for this key
         self._streak = 0                 # consecutive 429s, drives the back-off
+        self._let_through = 0            # successes in the minute before the current streak began
+        self._paced = 0.0                # how many our pacing allowed in that time
+        self._first_success: float | None = None
         self._next = 0.0                 # earliest time the next slot may start
         self._backoff = backoff          # first pause after a 429, doubled per consecutive 429
+        self._successes: deque[float] = deque()   # times of the successes in the last minute
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -56,25 +75,42 @@ class RateLimiter:
             await asyncio.sleep(slot - now)
 
     def on_success(self) -> None:
+        now = self._clock()
+        if self._first_success is None:
+            self._first_success = now
+        self._successes.append(now)
+        self._forget_before(now - _WINDOW_S)
         self._streak = 0
-        if self.rate >= self.target:
-            return
-        if self._ceiling is not None and self.rate < 0.9 * self._ceiling:
-            self.rate += max(0.1 * (0.9 * self._ceiling - self.rate), 0.01 * self.target)
+        settled = _SETTLE * self.limit
+        if self.rate < settled:
+            self.rate += max(0.1 * (settled - self.rate), _PROBE)      # back quickly to just under the limit
         else:
-            self.rate += 0.002 * self.target      # probe slowly past the last failing rate
-            if self._ceiling is not None and self.rate > self._ceiling:
-                self._ceiling = self.rate
+            self.rate += _PROBE                     # ~5 % of the rate per minute of successes at that rate
+            self.limit = max(self.limit, self.rate / _SETTLE)
         self.rate = min(self.rate, self.target)
 
     def on_throttled(self) -> float:
-        """Record a 429: lower the rate, push every caller back, return the pause in seconds."""
+        """Record a 429: settle under the server's real limit, push every caller back, return the pause."""
         self.throttled += 1
         self._streak += 1
-        if self._streak == 1:             # the rate that failed is the one before this streak began
-            self._ceiling = self.rate
-        self.rate = max(_MIN_PER_MINUTE, self.rate / 2)
+        now = self._clock()
+        if self._streak == 1:
+            self._forget_before(now - _WINDOW_S)
+            self._let_through = len(self._successes)
+            covered = min(_WINDOW_S, now - self._first_success) if self._first_success is not None else 0.0
+            accepted = self._let_through * _WINDOW_S / covered if covered > 0.2 else 0.0   # per minute
+            self._paced = self.rate * _SAFETY * covered / _WINDOW_S
+            self.rate = max(_MIN_PER_MINUTE, min(self.rate, max(self.rate / 2, accepted)))
+        elif self._streak == _LOCKOUT and self._let_through >= 0.5 * self._paced:
+            # A full window: we sent about as fast as our pacing allowed and the server stopped us at
+            # its count. (Had we been held back by pauses, the 429s would be load shedding instead.)
+            self.limit = max(float(self._let_through), self.limit / _MAX_CUT)
+            self.rate = max(_MIN_PER_MINUTE, min(self.rate, _SETTLE * self.limit))
         base = min(_MAX_BACKOFF_S, self._backoff * 2 ** min(self._streak, 8))
         pause = base * (0.5 + self._rng.random())   # jitter: callers sharing a key do not re-sync
-        self._next = max(self._next, self._clock() + pause)
+        self._next = max(self._next, now + pause)
         return pause
+
+    def _forget_before(self, horizon: float) -> None:
+        while self._successes and self._successes[0] < horizon:
+            self._successes.popleft()

@@ -1,9 +1,15 @@
-"""The per-key limiter: evenly paced under the limit, halves on 429 with a growing pause, then recovers."""
+"""The per-key limiter, against a simulated sliding-window server on a simulated clock.
+
+The server's rule is the emulator's: at most N accepted requests in any rolling 60 s, 429s do
+not count. The simulation is one caller doing what the client does: wait for a slot, send,
+report the outcome (and sleep out the pause on a 429).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 
 from mirror.ratelimit import RateLimiter
 
@@ -16,40 +22,81 @@ class Clock:
         return self.now
 
 
-async def test_slots_are_evenly_paced_below_the_limit(monkeypatch):
+class WindowServer:
+    def __init__(self, limit: int, *, spurious: float = 0.0, seed: int = 0) -> None:
+        self.limit = limit
+        self.accepted: deque[float] = deque()
+        self.spurious = spurious
+        self.rng = random.Random(seed)
+        self.rejected = 0
+
+    def allow(self, now: float) -> bool:
+        while self.accepted and self.accepted[0] <= now - 60.0:
+            self.accepted.popleft()
+        if len(self.accepted) >= self.limit or self.rng.random() < self.spurious:
+            self.rejected += 1
+            return False
+        self.accepted.append(now)
+        return True
+
+
+def simulate(monkeypatch, *, told: float, server: WindowServer, successes: int) -> tuple[float, RateLimiter]:
     clock = Clock()
-    slept: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
         clock.now += seconds
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
-    limiter = RateLimiter(600, clock=clock)
-    for _ in range(601):
-        await limiter.acquire()
-    # 601 slots at >= 60/600 s apart: the last starts after a full minute, so no rolling minute holds 601.
-    assert clock.now >= 60.0
-    assert clock.now <= 60.0 / 0.98
-    assert min(slept) > 0.0999
+    limiter = RateLimiter(told, clock=clock, rng=random.Random(1))
+
+    async def run() -> None:
+        done = 0
+        while done < successes:
+            await limiter.acquire()
+            clock.now += 0.002                   # the request's own time on the wire
+            if server.allow(clock.now):
+                limiter.on_success()
+                done += 1
+            else:
+                limiter.on_throttled()
+
+    asyncio.run(run())
+    return clock.now, limiter
 
 
-def test_throttle_halves_rate_backs_off_with_jitter_and_recovers():
+def test_told_the_right_limit_it_never_meets_a_429_and_uses_98_percent(monkeypatch):
+    server = WindowServer(600)
+    elapsed, limiter = simulate(monkeypatch, told=600, server=server, successes=2000)
+    assert server.rejected == 0 and limiter.throttled == 0
+    assert 2000 / (elapsed / 60) >= 0.98 * 600
+
+
+def test_told_twice_the_limit_it_converges_in_one_episode(monkeypatch):
+    server = WindowServer(600)
+    elapsed, limiter = simulate(monkeypatch, told=1200, server=server, successes=3000)
+    assert limiter.throttled <= 25, "a handful of 429s, not a storm"
+    assert elapsed <= (3000 / 600) * 60 * 1.1, "within 10 % of the best possible time"
+
+
+def test_told_ten_times_the_limit_still_converges(monkeypatch):
+    server = WindowServer(300)
+    elapsed, limiter = simulate(monkeypatch, told=3000, server=server, successes=1500)
+    assert limiter.throttled <= 40
+    assert elapsed <= (1500 / 300) * 60 * 1.15
+
+
+def test_spurious_429s_are_backed_off_but_do_not_collapse_the_rate(monkeypatch):
+    server = WindowServer(1_000_000, spurious=0.3, seed=5)
+    elapsed, limiter = simulate(monkeypatch, told=100_000, server=server, successes=3000)
+    assert limiter.throttled > 1000, "the storm happened"
+    assert limiter.limit >= 100_000 / 4, "load shedding was not mistaken for a tiny limit"
+    assert limiter.rate >= 10_000
+    assert 0.25 * limiter.throttled <= elapsed <= 1.5 * limiter.throttled, "every 429 paused; never a hot loop"
+
+
+def test_pauses_grow_while_429s_continue_and_carry_jitter():
     clock = Clock()
     limiter = RateLimiter(600, backoff=0.25, clock=clock, rng=random.Random(1))
-    pauses = [limiter.on_throttled() for _ in range(3)]
-    assert limiter.rate == 600 / 8 and limiter.throttled == 3
-    assert pauses[0] < pauses[1] < pauses[2], "consecutive 429s back off further"
-    assert 0.25 <= pauses[0] <= 0.75
-    for _ in range(200):
-        limiter.on_success()
-    assert limiter.rate == 600, "recovers to the configured rate once 429s stop"
-
-
-def test_recovery_stays_under_a_lower_real_limit():
-    limiter = RateLimiter(600, rng=random.Random(2))
-    limiter.rate = 300
-    limiter.on_throttled()                      # the server's real limit sits near 300
-    for _ in range(30):
-        limiter.on_success()
-    assert 200 <= limiter.rate <= 300, "climbs back quickly to just under the rate that failed"
+    pauses = [limiter.on_throttled() for _ in range(4)]
+    assert pauses == sorted(pauses) and 0.25 <= pauses[0] <= 0.75
+    assert len({round(p / (0.25 * 2 ** (i + 1)), 6) for i, p in enumerate(pauses)}) > 1, "jittered"
