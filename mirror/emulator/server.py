@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import signal
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,9 +20,9 @@ from aiohttp import web
 from mirror.emulator.admin import AdminClient, add_admin_routes
 from mirror.emulator.release import ReleaseBuilder, release_handler
 from mirror.emulator.routes import STATE_KEY, add_api_routes
+from mirror.emulator.runner import LoopThread, serve_until_signal
 from mirror.emulator.state import EmulatorConfig, EmulatorState
 from mirror.emulator.storage import RELEASE_KEY, STORAGE_PREFIX, storage
-from mirror.emulator.threaded import LoopThread
 
 SHUTDOWN_GRACE = 0.5  # seconds in-flight requests get at stop (slow faults would hold it for minutes)
 
@@ -168,25 +166,5 @@ def _parse(argv: list[str] | None) -> EmulatorConfig:
 def main(argv: list[str] | None = None) -> int:
     """The ``emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0."""
     config = _parse(argv)
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        task = asyncio.create_task(serve(config, ready=lambda url: print(f"READY {url}", flush=True)))
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        task.cancel()
-        waiter.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    try:
-        asyncio.run(run())
-    except OSError as err:  # e.g. the port is taken
-        print(f"emulator: cannot listen on 127.0.0.1:{config.port}: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_until_signal(lambda ready: serve(config, ready=ready), name="emulator",
+                              where=f"127.0.0.1:{config.port}")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from aiohttp import web
 from mirror.emulator.detectors import deepfake_detection, synthetiq
 from mirror.emulator.detectors.admin import AdminClient
 from mirror.emulator.detectors.uploads import SERVICES, DetectorEmulatorConfig
-from mirror.emulator.threaded import LoopThread
+from mirror.emulator.runner import LoopThread, serve_until_signal
 
 SHUTDOWN_GRACE = 0.5
 
@@ -115,24 +113,5 @@ def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
 def main(argv: list[str] | None = None) -> int:
     """The ``detector-emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0 (1 if it cannot listen)."""
     config = _parse(argv)
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        task = asyncio.create_task(serve(config, ready=lambda url: print(f"READY {url}", flush=True)))
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for pending in (task, waiter):
-            pending.cancel()
-        await asyncio.gather(task, waiter, return_exceptions=True)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-
-    try:
-        asyncio.run(run())
-    except OSError as err:
-        print(f"detector-emulator: cannot listen on {config.host}:{config.port}: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_until_signal(lambda ready: serve(config, ready=ready), name="detector-emulator",
+                              where=f"{config.host}:{config.port}")

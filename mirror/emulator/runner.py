@@ -1,18 +1,22 @@
-"""An asyncio loop in a daemon thread, serving one app: how every emulator runs inside a test or the demo.
+"""How an emulator runs: in a daemon thread (tests, the demo) or in the foreground until a signal (CLI).
 
-``start(open, close)`` runs ``open()`` on the new loop and returns its result once it finished
-(so the server is listening), re-raising in the caller any error it raised; ``stop()`` stops the
-loop, awaits ``close(result)`` there, and joins the thread.
+``LoopThread.start(open, close)`` runs ``open()`` on a new loop in a thread and returns its result
+once it finished (so the server is listening), re-raising in the caller any error it raised;
+``stop()`` stops the loop, awaits ``close(result)`` there, and joins the thread.
+``serve_until_signal`` is every emulator verb's ``main``: serve, print ``READY <url>``, stop
+cleanly on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["LoopThread"]
+__all__ = ["LoopThread", "serve_until_signal"]
 
 T = TypeVar("T")
 
@@ -65,3 +69,28 @@ class LoopThread(Generic[T]):
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._thread, self._loop = None, None
+
+
+def serve_until_signal(serve: Callable[[Callable[[str], None]], Awaitable[None]], *, name: str, where: str) -> int:
+    """Run ``serve(ready)`` until SIGINT/SIGTERM; exit 0, or 1 with one line when it cannot listen."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(serve(lambda url: print(f"READY {url}", flush=True)))
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, waiter):
+            pending.cancel()
+        results = await asyncio.gather(task, waiter, return_exceptions=True)
+        if isinstance(results[0], Exception):
+            raise results[0]
+
+    try:
+        asyncio.run(run())
+    except OSError as err:  # e.g. the port is taken
+        print(f"{name}: cannot listen on {where}: {err}", file=sys.stderr)
+        return 1
+    return 0
