@@ -10,7 +10,9 @@ When 429s arrive anyway (another script shares the key, the key's real limit is 
 configured, or the server is shedding load):
 - the first 429 of a run of them halves the rate, but never below the rate the server accepted
   over the last minute (it accepted that much, so it can again);
-- every 429 pauses all callers for a jittered back-off that doubles while they continue;
+- every 429 pauses all callers for a jittered back-off that doubles while they continue; callers
+  holding a slot when a pause begins wait it out too, and the 429s of requests already in flight
+  when it began do not double it again (32 parallel callers must not turn one 429 into 32);
 - a lockout (five 429s in a row, seconds apart) after a minute in which we sent about as fast as
   our pacing allowed means the server's window is full: the successes of that minute are then its
   real limit, and the rate settles just under that instead of being cut again. One lockout cuts
@@ -57,6 +59,7 @@ class RateLimiter:
         self._paced = 0.0                # how many our pacing allowed in that time
         self._first_success: float | None = None
         self._next = 0.0                 # earliest time the next slot may start
+        self._paused_until = 0.0         # the end of the current 429 pause
         self._backoff = backoff          # first pause after a 429, doubled per consecutive 429
         self._successes: deque[float] = deque()   # times of the successes in the last minute
         self._clock = clock
@@ -68,11 +71,15 @@ class RateLimiter:
 
     async def acquire(self) -> None:
         """Wait for this caller's slot. Slots are handed out in call order, one per interval."""
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        while True:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if self._paused_until <= slot:
+                return
+            # A 429 pause began after this slot was handed out: wait for a slot after it instead.
 
     def on_success(self) -> None:
         now = self._clock()
@@ -92,8 +99,10 @@ class RateLimiter:
     def on_throttled(self) -> float:
         """Record a 429: settle under the server's real limit, push every caller back, return the pause."""
         self.throttled += 1
-        self._streak += 1
         now = self._clock()
+        if now < self._paused_until:
+            return self._paused_until - now         # sent before the pause began: already answered
+        self._streak += 1
         if self._streak == 1:
             self._forget_before(now - _WINDOW_S)
             self._let_through = len(self._successes)
@@ -108,7 +117,8 @@ class RateLimiter:
             self.rate = max(_MIN_PER_MINUTE, min(self.rate, _SETTLE * self.limit))
         base = min(_MAX_BACKOFF_S, self._backoff * 2 ** min(self._streak, 8))
         pause = base * (0.5 + self._rng.random())   # jitter: callers sharing a key do not re-sync
-        self._next = max(self._next, now + pause)
+        self._paused_until = now + pause
+        self._next = max(self._next, self._paused_until)
         return pause
 
     def _forget_before(self, horizon: float) -> None:

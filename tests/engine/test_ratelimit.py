@@ -8,6 +8,7 @@ report the outcome (and sleep out the pause on a 429).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 from collections import deque
 
@@ -62,6 +63,77 @@ def simulate(monkeypatch, *, told: float, server: WindowServer, successes: int) 
 
     asyncio.run(run())
     return clock.now, limiter
+
+
+class SimLoop:
+    """Simulated time for several concurrent callers: sleeps wake in time order, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+        self._real_sleep = asyncio.sleep
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(seconds, 0.0), self._seq, fut))
+        self._seq += 1
+        await fut
+
+    async def drive(self, tasks: list[asyncio.Task[None]]) -> None:
+        while not all(t.done() for t in tasks):
+            for _ in range(4):                        # let every runnable caller reach its next sleep
+                await self._real_sleep(0)
+            if self._sleepers:
+                wake, _, fut = heapq.heappop(self._sleepers)
+                self.now = max(self.now, wake)
+                fut.set_result(None)
+        for t in tasks:
+            t.result()
+
+
+def simulate_callers(monkeypatch, *, told: float, server: WindowServer, successes: int,
+                     callers: int) -> tuple[float, RateLimiter]:
+    """``callers`` tasks sharing one limiter, as the mirror's reservers do; 10 ms per request."""
+    sim = SimLoop()
+    limiter = RateLimiter(told, clock=sim, rng=random.Random(3))
+    done = 0
+
+    async def caller() -> None:
+        nonlocal done
+        while done < successes:
+            await limiter.acquire()
+            await sim.sleep(0.010)
+            if server.allow(sim.now):
+                limiter.on_success()
+                done += 1
+            else:
+                await sim.sleep(limiter.on_throttled())
+
+    async def run() -> None:
+        monkeypatch.setattr(asyncio, "sleep", sim.sleep)
+        tasks = [asyncio.get_running_loop().create_task(caller()) for _ in range(callers)]
+        await sim.drive(tasks)
+
+    asyncio.run(run())
+    return sim.now, limiter
+
+
+def test_many_callers_told_the_right_limit_never_meet_a_429(monkeypatch):
+    server = WindowServer(600)
+    elapsed, _ = simulate_callers(monkeypatch, told=600, server=server, successes=3000, callers=16)
+    assert server.rejected == 0
+    assert 3000 / (elapsed / 60) >= 0.975 * 600, "paced at 98.5 % of the limit, less the run's last slot"
+
+
+def test_many_callers_told_twice_the_limit_converge_without_a_long_stall(monkeypatch):
+    server = WindowServer(600)
+    elapsed, limiter = simulate_callers(monkeypatch, told=1200, server=server, successes=3000, callers=32)
+    assert limiter.throttled <= 60, "in-flight 429s do not multiply"
+    assert elapsed <= (3000 / 600) * 60 * 1.15, f"{elapsed:.0f} s: the pause did not balloon"
 
 
 def test_told_the_right_limit_it_never_meets_a_429_and_uses_98_percent(monkeypatch):
