@@ -182,8 +182,10 @@ def compact(layout: Layout) -> int:
     if len(files) == 1 and files[0].name.startswith(_COMPACTED_PREFIX):
         return pq.read_metadata(files[0]).num_rows
     table = _read_all(files)
-    keep = np.fromiter(_newest_rows(table).values(), dtype=np.int64)
-    table = table.take(keep).sort_by(_SORT_KEYS)
+    # One take, in final order, of the newest row per id: memory peaks at the table plus one copy.
+    keep = _newest_row_numbers(table)
+    order = pc.sort_indices(table.select([name for name, _ in _SORT_KEYS]).take(keep), sort_keys=_SORT_KEYS)
+    table = table.take(keep.take(order))
     replaces = json.dumps([f.name for f in files]).encode()
     table = table.replace_schema_metadata({_REPLACES_KEY: replaces})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -279,6 +281,21 @@ def _read_all(files: list[Path], columns: list[str] | None = None) -> pa.Table:
     tables = [ds.dataset(str(f), schema=MANIFEST_SCHEMA, format="parquet").to_table(columns=columns)
               for f in files]
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _newest_row_numbers(table: pa.Table) -> pa.Array:
+    """Row numbers of the newest row of each id, vectorised (no Python object per row).
+
+    Rows are ordered by (id, downloaded_at, file order); the last row of each id's run is kept.
+    """
+    stamps = pc.fill_null(table.column("downloaded_at"), pa.scalar(0, MANIFEST_SCHEMA.field("downloaded_at").type))
+    keys = pa.table({"id": table.column("id"), "t": stamps, "n": pa.array(np.arange(table.num_rows, dtype=np.int64))})
+    order = pc.sort_indices(keys, sort_keys=[("id", "ascending"), ("t", "ascending"), ("n", "ascending")])
+    ids = table.column("id").take(order).combine_chunks()
+    if len(ids) == 0:
+        return order
+    last_of_run = pc.not_equal(ids[:-1], ids[1:])
+    return order.filter(pa.concat_arrays([last_of_run, pa.array([True])]))
 
 
 def _newest_rows(table: pa.Table) -> dict[str, int]:
