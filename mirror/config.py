@@ -32,10 +32,6 @@ class ApiKey:
         """The raw key, for the Authorization header only."""
         return self._value
 
-    @property
-    def tier_hint(self) -> str:
-        return "test" if self._value.startswith("mgn_test_") else "live"
-
     def redact(self, text: str) -> str:
         return text.replace(self._value, "mgn_***")
 

@@ -22,7 +22,7 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,6 @@ class Selection:
             vals = (values,) if isinstance(values, str) else tuple(str(v) for v in values)
             clean[str(key)] = vals
         object.__setattr__(self, "filters", dict(sorted(clean.items())))
-
-    def with_filters(self, filters: Mapping[str, Iterable[str]]) -> Selection:
-        return replace(self, filters={k: tuple(v) for k, v in filters.items()})
 
     def query(self) -> dict[str, str]:
         """The ``/items`` query string this selection stands for (without paging parameters)."""

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from mirror.detectors.base import Detector, Media, Rejected, SubmissionUnknown, 
 from mirror.detectors.http import DetectorHttpError
 from mirror.detectors.ledger import Ledger
 from mirror.detectors.scores import ScoresWriter, latest_status
-from mirror.engine.report import Failure
+from mirror.engine.report import Failure, run_report_dict
 from mirror.engine.reserve import idempotency_key
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, DestinationError, MirrorError, TransportError, UsageError
 from mirror.ratelimit import RateLimiter
@@ -76,10 +76,7 @@ class ScoreReport:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["exit_code"] = self.exit_code
-        data["failures"] = [asdict(f) for f in self.failures[:100]]
-        return data
+        return run_report_dict(self)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,6 @@ class Fetcher:
         self.limits = limits
         self.timeouts = timeouts
         self.retries = retries
-        self.bytes_fetched = 0
         self._session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
         self._ready: set[str] = set()     # folders already checked and created
@@ -124,7 +123,6 @@ class Fetcher:
                         buffer.clear()
                 if declared is not None and size != declared:
                     raise aiohttp.ClientPayloadError(f"body of {size} bytes, Content-Length {declared}")
-                self.bytes_fetched += size
                 return await asyncio.to_thread(self._place, relpath, bytes(buffer), spill, size, digest.hexdigest())
             except BaseException:
                 if spill is not None:

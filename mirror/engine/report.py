@@ -7,7 +7,7 @@ from typing import Any
 
 from mirror.errors import EXIT_BUDGET, EXIT_OK, EXIT_PARTIAL
 
-__all__ = ["SyncReport", "PlanReport", "Failure"]
+__all__ = ["SyncReport", "PlanReport", "Failure", "run_report_dict"]
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,15 @@ class SyncReport:
         return f"{line} | {self.message}" if self.message else line
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["exit_code"] = self.exit_code
-        data["failures"] = [asdict(f) for f in self.failures[:100]]
-        return data
+        return run_report_dict(self)
+
+
+def run_report_dict(report: Any) -> dict[str, Any]:
+    """A run report (sync or score) as JSON-ready data: its fields, its exit code, the first 100 failures."""
+    data = asdict(report)
+    data["exit_code"] = report.exit_code
+    data["failures"] = [asdict(f) for f in report.failures[:100]]
+    return data
 
 
 @dataclass(frozen=True)
