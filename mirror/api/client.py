@@ -37,6 +37,7 @@ class MargenClient:
                  timeouts: Timeouts = Timeouts(), retries: Retries = Retries(),
                  connections: int = 64) -> None:
         self.base_url = base_url.rstrip("/")
+        self._api_root = str(URL(self.base_url + API_PREFIX))   # normalised once, not per request
         self.limiter = limiter
         self.timeouts = timeouts
         self.retries = retries
@@ -106,7 +107,7 @@ class MargenClient:
         if self._session is None:
             raise RuntimeError("use 'async with MargenClient(...)'")
         # encoded=True: ``path`` is already quoted, and re-parsing it would resolve %2E%2E like "..".
-        url = URL(str(URL(self.base_url + API_PREFIX)) + path, encoded=True)
+        url = URL(self._api_root + path, encoded=True)
         failures = 0
         throttled_since: float | None = None
         while True:

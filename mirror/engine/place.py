@@ -1,0 +1,174 @@
+"""Stage 4: fetched bytes become a verified file at its final path, by atomic rename.
+
+Files are written by worker threads (a slow disk must never stall the event loop), but one
+thread hop per small file costs more CPU than writing it. So ``Placer`` group-commits: each
+``place`` call queues its file and awaits a future; one drain task hands everything queued so far
+to a thread as a single batch and resolves the futures when it returns. Under load batches grow
+by themselves, so the hop is paid once per batch rather than once per image.
+
+In the thread each body is checked (size, JPEG start and end markers, width and height from the
+frame header, with Pillow as the fallback), hashed if the fetcher has not hashed it already,
+written to ``.state/tmp`` and renamed into place. A file appears at its final path whole or not
+at all; a failure is that item's alone and never stops the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from mirror.errors import IntegrityError
+from mirror.store import Layout, resolve_inside
+
+__all__ = ["Placer", "StoredFile", "Body"]
+
+_HEADER_SCAN = 64 * 1024
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}     # start-of-frame markers (DHT, JPG, DAC excluded)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A fetched image: in memory (``data``) or spilled to a temp file (``spill``, already hashed)."""
+
+    size: int
+    data: bytes = b""
+    spill: Path | None = None
+    sha256: str | None = None      # None: hash it in the placing thread
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    relpath: str
+    bytes: int
+    sha256: str
+    width: int
+    height: int
+
+
+class Placer:
+    """Writes files on worker threads, one batch per thread hop; ``place`` is the only entry."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._ready: set[str] = set()          # folders already checked and created
+        self._queue: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def temp_path(self) -> Path:
+        return self.layout.tmp / f"{uuid.uuid4().hex}.part"
+
+    async def place(self, relpath: str, body: Body) -> StoredFile:
+        """Verify ``body`` and put it at ``relpath``; raises IntegrityError or OSError for this item only."""
+        future: asyncio.Future[StoredFile] = asyncio.get_running_loop().create_future()
+        self._queue.append((relpath, body, future))
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                results = await asyncio.to_thread(self._place_batch, [(relpath, body) for relpath, body, _ in batch])
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if future.done():            # its fetch was cancelled; the file is in place regardless
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                batch = []
+        finally:
+            self._drain_task = None
+            for _, _, future in batch + self._queue:    # only when the drain itself was cancelled
+                future.cancel()
+            self._queue = []
+
+    def _place_batch(self, jobs: list[tuple[str, Body]]) -> list[StoredFile | BaseException]:
+        results: list[StoredFile | BaseException] = []
+        for relpath, body in jobs:
+            try:
+                results.append(self._place_one(relpath, body))
+            except Exception as exc:        # handed to that item's awaiting fetch
+                results.append(exc)
+        return results
+
+    def _place_one(self, relpath: str, body: Body) -> StoredFile:
+        tmp = body.spill or self.temp_path()
+        try:
+            if body.spill is None:
+                width, height = check_jpeg(io.BytesIO(body.data), body.size)
+                sha256 = body.sha256 or hashlib.sha256(body.data).hexdigest()
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    view = memoryview(body.data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+            else:
+                with open(tmp, "rb") as fh:
+                    width, height = check_jpeg(fh, body.size)
+                assert body.sha256 is not None, "a spilled body is hashed while it streams"
+                sha256 = body.sha256
+            # The file name is one safe_component (no "/", never "." or ".."): checking its folder suffices.
+            os.replace(tmp, self._folder(relpath) / relpath.rpartition("/")[2])
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return StoredFile(relpath, body.size, sha256, width, height)
+
+    def _folder(self, relpath: str) -> Path:
+        """The item's folder, checked to be inside DEST and created once per lineage, not per file."""
+        parent = relpath.rpartition("/")[0]
+        if parent not in self._ready:
+            resolve_inside(self.layout.dest, parent).mkdir(parents=True, exist_ok=True)
+            self._ready.add(parent)
+        return self.layout.dest / parent
+
+
+def check_jpeg(stream: BinaryIO, size: int) -> tuple[int, int]:
+    """Width and height of a complete JPEG, or IntegrityError (the body is retried on the next run)."""
+    head = stream.read(3)
+    stream.seek(max(0, size - 2))
+    end = stream.read(2)
+    if head != b"\xff\xd8\xff" or end != b"\xff\xd9":
+        raise IntegrityError("the body is not a complete JPEG (start/end markers missing)")
+    stream.seek(0)
+    found = _frame_size(stream.read(_HEADER_SCAN))
+    if found is not None:
+        return found
+    stream.seek(0)
+    try:
+        with Image.open(stream) as img:   # a header the scan above does not know: let Pillow read it
+            return img.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise IntegrityError("the body is not a readable JPEG") from None
+
+
+def _frame_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height from the JPEG frame header: a walk over marker segments, ~50x cheaper than Pillow."""
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:                       # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            height, width = int.from_bytes(head[i + 5:i + 7], "big"), int.from_bytes(head[i + 7:i + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xDA:                       # scan data before any frame header: not a usable JPEG header
+            return None
+        i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
