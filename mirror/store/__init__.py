@@ -1,13 +1,12 @@
 """The on-disk store: where files go in DEST, the Parquet manifest, and the destination lock."""
 
+from mirror.store.compaction import compact
+from mirror.store.index import ManifestIndex, MirroredFile
 from mirror.store.layout import Layout, destination_error, image_relpath, resolve_inside, safe_component
 from mirror.store.lock import DestLock
 from mirror.store.manifest import (
     MANIFEST_SCHEMA,
-    ManifestIndex,
     ManifestWriter,
-    MirroredFile,
-    compact,
     open_manifest,
     recover,
     row_from_item,

@@ -22,7 +22,7 @@ from mirror.store import (
     recover,
     row_from_item,
 )
-from mirror.store import manifest as manifest_mod
+from mirror.store import compaction as compaction_mod
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -206,7 +206,7 @@ def test_compact_on_empty_manifest(layout: Layout) -> None:
 def test_interrupted_compaction_is_repaired(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
     write_part(layout, "run1", row("a"), row("b"))
     write_part(layout, "run1", row("a", at=T0 + timedelta(seconds=1), sha="ff" * 32))
-    monkeypatch.setattr(manifest_mod, "_delete_replaced", lambda layout, compacted: None)  # killed here
+    monkeypatch.setattr(compaction_mod, "delete_replaced", lambda layout, compacted: None)  # killed here
     assert compact(layout) == 2
     monkeypatch.undo()
     assert len(manifest_names(layout)) == 3
