@@ -14,8 +14,6 @@ import anyio
 
 from mirror.cli.output import emit, say
 from mirror.config import Retries, Timeouts
-from mirror.detectors.history import history_path, import_history
-from mirror.detectors.score import run_score
 from mirror.errors import EXIT_OK, UsageError
 from mirror.jobs import parse_filter_words
 
@@ -99,6 +97,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_score_verb(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every verb builds this parser, and only `score` needs the
+    # detector clients (aiohttp.web, the detectors' ledger): ~50 ms and several MB for the others.
+    from mirror.detectors.history import history_path, import_history
+    from mirror.detectors.score import run_score
+
     retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
     timeouts = Timeouts() if args.timeout is None else dataclasses.replace(Timeouts(), api=args.timeout)
     if args.import_history:

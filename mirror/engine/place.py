@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
-
 from mirror.errors import IntegrityError
 from mirror.store import Layout, resolve_inside
 
@@ -148,6 +146,8 @@ def check_jpeg(stream: BinaryIO, size: int) -> tuple[int, int]:
     if found is not None:
         return found
     stream.seek(0)
+    from PIL import Image, UnidentifiedImageError  # rarely needed: imported here, not by every sync (~13 MB)
+
     try:
         with Image.open(stream) as img:   # a header the scan above does not know: let Pillow read it
             return img.size
