@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from mirror.jobs import Selection
 from mirror.store import Layout, open_manifest
@@ -21,6 +20,8 @@ _ALIASES = {"condition": "perturbation"}
 
 
 def count_local(layout: Layout, selection: Selection) -> int:
+    import pyarrow.dataset as ds  # plan only: a sync never pays its import (~15 MB of RSS)
+
     dataset = open_manifest(layout.dest)
     names = set(dataset.schema.names)
     expr = ds.field("benchmark") == selection.benchmark

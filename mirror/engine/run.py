@@ -100,12 +100,15 @@ class Pipeline:
                 stages_done.set()
         finally:
             self._flush_sync()
+            self._seen.clear()          # the largest thing a run holds: free it before compaction
 
     # -- stage 1: pages ----------------------------------------------------------------------
     async def _produce(self, selection: Selection | None, start_cursor: str,
                        send: ObjectSendStream[_Work]) -> None:
         async with send:
-            self.journal.done([i for i in self.journal.pending if i in self.index])   # written after all
+            pending = list(self.journal.pending)
+            self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
+                               if done])                                  # their rows were written after all
             for pending in list(self.journal.pending.values()):
                 self._seen.add(pending.item_id)
                 await _send(send, _Work(pending.item_id, pending.benchmark, None))
@@ -117,12 +120,13 @@ class Pipeline:
                     if page.malformed:
                         self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without a string "
                                    "id", retryable=False)
-                    for item in page.items:
+                    mirrored = self.index.contains_many([item["id"] for item in page.items])  # one search a page
+                    for item, already in zip(page.items, mirrored, strict=True):
                         item_id = item["id"]
                         if item_id in self._seen:
                             continue                      # a duplicate across pages, or pending above
                         self._seen.add(item_id)
-                        if item_id in self.index:
+                        if already:
                             self.report.already_mirrored += 1
                             continue
                         if self.reserver.budget.exhausted:
