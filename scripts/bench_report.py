@@ -166,7 +166,10 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
         f"- reproduce: `{command}`",
         "- method: the emulator runs in its own process; every measured client runs in a fresh process "
         "of its own, so its CPU time and peak RSS come from `wait4`. Times are of the measured part "
-        "(after imports); the emulator's image cache is warmed by a throwaway account first.",
+        "(after imports); the emulator's image cache is warmed by a throwaway account first. Finished "
+        "DESTs are renamed aside and deleted only when the run ends: on this journal-less ext4, files "
+        "deleted in the last minutes make every new file creation scan past their inodes (~20x the "
+        "kernel CPU), so deleting as it went made the benchmark measure its own clean-up.",
         "",
     ]
     sdk = [figures[k] for k in ("sdk_0ms", "sdk_20ms") if k in figures]
