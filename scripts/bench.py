@@ -8,8 +8,9 @@ The emulator runs in a process of its own (``margen-mirror emulator``); every me
 mirror's CLI, the SDK, a bare aiohttp loop) runs in a fresh process of its own through
 ``scripts/bench_worker.py``, so its CPU time and peak RSS are read per case from ``os.wait4``.
 Every target is a ratio of two runs made back to back, because absolute times here are noisy.
-Emulators share one data dir under ``--workdir``: their on-disk image cache survives between runs,
-so a second full run with the same workdir does not render the corpus again.
+Each emulator starts with a fresh ledger; all of them share one image cache under ``--workdir``,
+which survives between runs, so a second full run with the same workdir does not render the
+corpus again.
 """
 
 from __future__ import annotations
@@ -72,8 +73,18 @@ class Emulator:
 
 @contextmanager
 def emulator(data_dir: Path, items: int, latency_ms: float = 0.0) -> Iterator[Emulator]:
+    """An emulator process with a fresh ledger of its own, sharing only ``data_dir/images`` (the render cache).
+
+    A ledger shared by every case and every run grows without end (it had reached 3.9 GB of owned,
+    charge and idempotency rows), and each /download's lookups grow with it, so later cases and
+    later runs would measure a slower server.
+    """
+    own = data_dir.parent / "emulators" / uuid.uuid4().hex[:12]
+    own.mkdir(parents=True)
+    (data_dir / "images").mkdir(parents=True, exist_ok=True)
+    (own / "images").symlink_to(data_dir / "images", target_is_directory=True)
     cmd = [sys.executable, "-m", "mirror", "emulator", "--port", "0", "--items", str(items), "--seed", str(SEED),
-           "--admin", "--data-dir", str(data_dir), "--latency-ms", str(latency_ms), "--url-ttl", "3600"]
+           "--admin", "--data-dir", str(own), "--latency-ms", str(latency_ms), "--url-ttl", "3600"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(None))
     try:
         assert proc.stdout is not None
@@ -88,6 +99,7 @@ def emulator(data_dir: Path, items: int, latency_ms: float = 0.0) -> Iterator[Em
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        discard(own)
 
 
 def _env(key: str | None) -> dict[str, str]:
