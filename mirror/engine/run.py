@@ -27,6 +27,7 @@ from mirror.engine.journal import Journal
 from mirror.engine.pages import walk
 from mirror.engine.report import Failure, SyncReport
 from mirror.engine.reserve import Reserver
+from mirror.engine.seen import SeenIds
 from mirror.errors import (
     BudgetExhausted,
     ForbiddenScope,
@@ -78,7 +79,7 @@ class Pipeline:
         self._rows: list[dict[str, Any]] = []
         self._row_ids: list[str] = []
         self._flush_lock = anyio.Lock()
-        self._seen: set[str] = set()
+        self._seen = SeenIds()
 
     async def run(self, selection: Selection | None, start_cursor: str = "") -> None:
         """Finish the journal's pending items, then mirror ``selection`` (if given)."""
@@ -100,7 +101,7 @@ class Pipeline:
                 stages_done.set()
         finally:
             self._flush_sync()
-            self._seen.clear()          # the largest thing a run holds: free it before compaction
+            self._seen = SeenIds()      # freed before compaction
 
     # -- stage 1: pages ----------------------------------------------------------------------
     async def _produce(self, selection: Selection | None, start_cursor: str,
@@ -109,9 +110,9 @@ class Pipeline:
             pending = list(self.journal.pending)
             self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
                                if done])                                  # their rows were written after all
-            for pending in list(self.journal.pending.values()):
-                self._seen.add(pending.item_id)
-                await _send(send, _Work(pending.item_id, pending.benchmark, None))
+            self._seen.add_all(self.journal.pending)
+            for entry in list(self.journal.pending.values()):
+                await _send(send, _Work(entry.item_id, entry.benchmark, None))
             if selection is None:
                 return
             try:
@@ -120,12 +121,13 @@ class Pipeline:
                     if page.malformed:
                         self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without a string "
                                    "id", retryable=False)
-                    mirrored = self.index.contains_many([item["id"] for item in page.items])  # one search a page
-                    for item, already in zip(page.items, mirrored, strict=True):
+                    ids = [item["id"] for item in page.items]
+                    firsts = self._seen.first_sightings(ids)   # False: a duplicate across pages, or pending
+                    mirrored = self.index.contains_many(ids)   # one search a page
+                    for item, first, already in zip(page.items, firsts, mirrored, strict=True):
                         item_id = item["id"]
-                        if item_id in self._seen:
-                            continue                      # a duplicate across pages, or pending above
-                        self._seen.add(item_id)
+                        if not first:
+                            continue
                         if already:
                             self.report.already_mirrored += 1
                             continue
