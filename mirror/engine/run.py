@@ -91,7 +91,7 @@ class Pipeline:
                 outer.start_soon(self._flush_periodically, stages_done)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._produce, selection, start_cursor, to_reserve_send)
-                    for _ in range(self.concurrency):
+                    for _ in range(min(self.concurrency, 32)):       # API requests in flight: the limiter paces
                         tg.start_soon(self._reserve, to_reserve_recv.clone(), to_fetch_send.clone())
                     for _ in range(self.concurrency):
                         tg.start_soon(self._fetch, to_fetch_recv.clone())
