@@ -185,6 +185,7 @@ class Trash:
     def empty(self) -> None:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
+            self.root.mkdir(parents=True, exist_ok=True)
 
 
 discard = Trash()
