@@ -183,11 +183,26 @@ class Trash:
             path.rename(self.root / uuid.uuid4().hex)
 
     def empty(self) -> None:
+        """Delete everything set aside, and note when: the next run waits out the cost (``settle``)."""
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root.mkdir(parents=True, exist_ok=True)
+            (self.root.parent / "emptied-at").write_text(f"{time.time():.0f}\n")
+
+    def settle(self) -> float:
+        """Sleep until the last ``empty`` is ``SETTLE_S`` old (its freed inodes no longer scanned); seconds slept."""
+        stamp = self.root.parent / "emptied-at" if self.root is not None else None
+        try:
+            left = float(stamp.read_text()) + SETTLE_S - time.time() if stamp else 0.0
+        except (OSError, ValueError):
+            left = 0.0
+        if left > 0:
+            log(f"the last clean-up was under {SETTLE_S} s ago: waiting {left:.0f} s before the first case")
+            time.sleep(left)
+        return max(left, 0.0)
 
 
+SETTLE_S = 390          # the kernel's 60 s + 300 s for a dirty inode table block, plus a margin
 discard = Trash()
 
 
@@ -260,25 +275,6 @@ def bench_ceiling(data: Path, work: Path, items: int, concurrency: int, pairs: i
             "tmpfs_ratio": statistics.median(r["tmpfs_ratio"] for r in runs) if tmpfs else None,
             "mirror_ips": mid["mirror_ips"], "mirror_cpu_ms": mid["mirror_cpu_ms"], "mean_kb": mid["mean_kb"],
             "file_create_us": file_create_cost(work, int(mid["mean_kb"] * 1024))}
-
-
-def settle_disk(where: Path, *, threshold_us: float = 150.0, patience_s: float = 480.0) -> float:
-    """Wait until creating a file on WORKDIR's disk is cheap again; returns the seconds waited.
-
-    Files deleted shortly before the run (a previous run's clean-up, a test suite's temp dirs) make
-    every file creation scan past their inodes for up to six minutes on this machine (see Trash),
-    which would be charged to whichever case writes files first. Measured, not assumed: a probe of
-    300 creations, again every 30 s, until the kernel CPU per file is under ``threshold_us``.
-    """
-    started = time.perf_counter()
-    while True:
-        cost = file_create_cost(where, 14 * 1024, n=300)["sys"]
-        waited = time.perf_counter() - started
-        if cost < threshold_us or waited > patience_s:
-            log(f"disk: {cost:.0f} us of kernel CPU per file creation after {waited:.0f} s of waiting")
-            return waited
-        log(f"disk: {cost:.0f} us per file creation (recent deletions still being scanned): waiting 30 s")
-        time.sleep(30)
 
 
 def file_create_cost(where: Path, size: int, n: int = 500) -> dict:
@@ -424,8 +420,7 @@ def main() -> int:
         output = HERE.parent / "BENCHMARKS.md"
     work, data = workdir / "run", workdir / "emulator"
     discard.use(workdir / "trash")
-    discard(work)                                 # an earlier run's leftovers
-    discard.empty()                               # deleted now, and settle_disk waits out the cost
+    discard(work)                                 # an earlier run's leftovers: deleted at the end, not now
     work.mkdir(parents=True)
     data.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -433,7 +428,7 @@ def main() -> int:
                      "machine": bench_report.machine(), "sizes": sizes}
     c = a.concurrency
     try:
-        figures["disk_settle_s"] = settle_disk(work) if not a.quick else 0.0
+        figures["disk_settle_s"] = discard.settle() if not a.quick else 0.0
         figures["sdk_0ms"] = bench_sdk(data, work, sizes["sdk_0ms"], 0, c, 5)
         figures["sdk_20ms"] = bench_sdk(data, work, sizes["sdk_20ms"], 20, c, 50)
         figures["ceiling"] = bench_ceiling(data, work, sizes["ceiling"], c, sizes["pairs"])

@@ -170,8 +170,8 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
         "DESTs are renamed aside and deleted only when the run ends: on this journal-less ext4, files "
         "deleted in the last minutes make every new file creation scan past their inodes (~20x the "
         "kernel CPU), so deleting as it went made the benchmark measure its own clean-up; for the same "
-        "reason the run first waits until a file creation costs under 150 µs of kernel CPU (it waited "
-        f"{fmt(figures.get('disk_settle_s'), 0)} s).",
+        "reason a run starts only 390 s after the previous run's clean-up (this one waited "
+        f"{fmt(figures.get('disk_settle_s'), 0)} s). Deletions by other programs are not controlled.",
         "",
     ]
     sdk = [figures[k] for k in ("sdk_0ms", "sdk_20ms") if k in figures]
