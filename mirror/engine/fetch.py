@@ -3,9 +3,9 @@
 Signed URLs are fetched by a session that has no API key at all (not a header removed per
 request: the key is simply not there), does not follow redirects, and has a total deadline.
 A body with a Content-Length up to ``SPILL_BYTES`` is read in one call and hashed by the placing
-thread, off the event loop; a bigger or unsized body streams through the hash into a temp file
-(aiofiles), so memory stays bounded by the cap on neither. Size is checked against Content-Length
-and the cap before anything is placed.
+thread, off the event loop; a bigger or unsized body is hashed as it streams and spilled to a temp
+file (aiofiles), so no body holds more than ``SPILL_BYTES`` of memory. Size is checked against
+Content-Length and the cap before anything is placed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from mirror.engine.place import Body, Placer, StoredFile
 from mirror.errors import IntegrityError, TransportError
 from mirror.store import Layout
 
-__all__ = ["Fetcher", "UrlExpired", "SPILL_BYTES"]
+__all__ = ["Fetcher", "UrlExpired"]
 
 SPILL_BYTES = 4 * 2**20
 _EXPIRY_MARGIN_S = 5.0      # do not start a fetch this close to the URL's expiry (or a fifth of a short TTL)
