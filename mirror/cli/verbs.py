@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pyarrow as pa
 
 from mirror.api.client import MargenClient
 from mirror.cli.output import Progress, emit, say
@@ -25,14 +24,20 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    # Arrow's default allocator keeps freed pages for reuse; a long sync's peak memory should not stay.
-    pa.set_memory_pool(pa.system_memory_pool())
-    from mirror.cli.report import run_report_verb
-    from mirror.cli.score import run_score_verb
     handler = {"benchmarks": _benchmarks, "usage": _usage, "catalog": _catalog, "plan": _plan, "sync": _sync,
                "status": _status, "compact": _compact, "verify": _verify, "demo": _demo,
-               "score": run_score_verb, "report": run_report_verb}[args.verb]
+               "score": _score, "report": _report}[args.verb]
     return handler(args)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from mirror.cli.score import run_score_verb  # the detector clients load only for this verb
+    return run_score_verb(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mirror.cli.report import run_report_verb
+    return run_report_verb(args)
 
 
 def job_from_args(args: argparse.Namespace, *, need_dest: bool) -> SyncJob:

@@ -1,11 +1,13 @@
 """Wires the stages: pages -> reservations -> fetches -> files -> manifest rows.
 
-Stages are tasks joined by bounded anyio memory streams, so memory stays flat for any corpus
-size and a signed URL never waits in a long queue: the fetch stream holds about as many
-reservations as there are fetchers. Rows are written to the manifest in parts by a single
-flusher, and only after a part is on disk are its items marked done in the journal. Whatever
-stops the run (the end, a budget, Ctrl-C, a fatal error), the final ``finally`` flushes the rows
-whose files are in place, so no finished work is lost and no row names a missing file.
+The page walker feeds ``concurrency`` workers through a bounded anyio memory stream, so memory
+stays flat for any corpus size. Each worker takes one item through the remaining stages itself
+(reserve, fetch, place, row): a signed URL is fetched by the worker that just reserved it, never
+after waiting in a queue, and an item costs no hand-off between tasks. Rows are written to the
+manifest in parts by a single flusher, and only after a part is on disk are its items marked
+done in the journal. Whatever stops the run (the end, a budget, Ctrl-C, a fatal error), the
+final ``finally`` flushes the rows whose files are in place, so no finished work is lost and no
+row names a missing file.
 """
 
 from __future__ import annotations
@@ -83,21 +85,16 @@ class Pipeline:
 
     async def run(self, selection: Selection | None, start_cursor: str = "") -> None:
         """Finish the journal's pending items, then mirror ``selection`` (if given)."""
-        to_reserve_send, to_reserve_recv = anyio.create_memory_object_stream[_Work](1000)
-        to_fetch_send, to_fetch_recv = anyio.create_memory_object_stream[tuple[_Work, Download]](self.concurrency)
+        work_send, work_recv = anyio.create_memory_object_stream[_Work](1000)
         stages_done = anyio.Event()
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._flush_periodically, stages_done)
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._produce, selection, start_cursor, to_reserve_send)
-                    for _ in range(min(self.concurrency, 32)):       # API requests in flight: the limiter paces
-                        tg.start_soon(self._reserve, to_reserve_recv.clone(), to_fetch_send.clone())
+                    tg.start_soon(self._produce, selection, start_cursor, work_send)
                     for _ in range(self.concurrency):
-                        tg.start_soon(self._fetch, to_fetch_recv.clone())
-                    to_reserve_recv.close()
-                    to_fetch_send.close()
-                    to_fetch_recv.close()
+                        tg.start_soon(self._work, work_recv.clone())
+                    work_recv.close()
                 stages_done.set()
         finally:
             self._flush_sync()
@@ -108,8 +105,9 @@ class Pipeline:
                        send: ObjectSendStream[_Work]) -> None:
         async with send:
             pending = list(self.journal.pending)
-            self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
-                               if done])                                  # their rows were written after all
+            if pending:
+                self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
+                                   if done])                              # their rows were written after all
             self._seen.add_all(self.journal.pending)
             for entry in list(self.journal.pending.values()):
                 await _send(send, _Work(entry.item_id, entry.benchmark, None))
@@ -138,14 +136,15 @@ class Pipeline:
             except (TransportError, ServerError, RateLimited) as exc:
                 self._fail("(listing)", f"walk stopped: {exc}")
 
-    # -- stage 2: reservations ---------------------------------------------------------------
-    async def _reserve(self, recv: ObjectReceiveStream[_Work],
-                       send: ObjectSendStream[tuple[_Work, Download]]) -> None:
-        async with recv, send:
+    # -- stages 2 to 4, one item at a time per worker -----------------------------------------
+    async def _work(self, recv: ObjectReceiveStream[_Work]) -> None:
+        async with recv:
             while (work := await _receive(recv)) is not None:
                 download = await self._reserve_one(work)
                 if download is not None:
-                    await _send(send, (work, download))
+                    await self._fetch_one(work, download)
+
+    # -- stage 2: reservations ---------------------------------------------------------------
 
     async def _reserve_one(self, work: _Work) -> Download | None:
         if self.reserver.budget.exhausted and not self.journal.was_charged(work.item_id):
@@ -160,12 +159,7 @@ class Pipeline:
             self._fail(work.item_id, str(exc))
         return None
 
-    # -- stage 3: fetch, place, row ------------------------------------------------------------
-    async def _fetch(self, recv: ObjectReceiveStream[tuple[_Work, Download]]) -> None:
-        async with recv:
-            while (got := await _receive(recv)) is not None:
-                await self._fetch_one(*got)
-
+    # -- stages 3 and 4: fetch and place, then the row -------------------------------------------
     async def _fetch_one(self, work: _Work, download: Download) -> None:
         item = work.listed or download.item
         relpath = image_relpath(item.get("benchmark") or work.benchmark or "_", item.get("source_real_id"),
@@ -239,7 +233,7 @@ class Pipeline:
 
 
 # anyio's send() and receive() yield to the event loop on every call, even when they need not
-# wait: four extra loop turns per item. These wait only when the stream is full or empty; every
+# wait: two extra loop turns per item. These wait only when the stream is full or empty; every
 # stage awaits HTTP between calls, so cancellation still arrives promptly.
 async def _send(stream: ObjectSendStream[T], item: T) -> None:
     try:

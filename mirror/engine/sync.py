@@ -28,6 +28,7 @@ from mirror.engine.report import PlanReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver
 from mirror.engine.run import Pipeline, ProgressHook
 from mirror.engine.state import SelectionRecord, SelectionStates
+from mirror.errors import MirrorError
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
 from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
@@ -132,19 +133,21 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                 on_total: TotalHook | None, timeouts: Timeouts, retries: Retries) -> None:
     selection, _ = await resolve_selection(client, job.selection)
     report.selection = selection.describe()
-    found = await probe(client, selection)
     record = states.get(selection.key)
-    if found is not None:
-        report.matching = found.total_matching
-        if _up_to_date(found, record, journal, index):
-            report.already_mirrored = found.total_matching
-            report.status = "up-to-date"
-            report.message = "nothing new to mirror"
-            return
     start = ""
-    if found is not None and record is not None and found.total_matching > record.total_matching:
-        start = record.watermark                      # only appended items are new
-    if on_total is not None:
+    found: Probe | None = None
+    if record is not None:                            # walked to the end before: maybe nothing to do
+        found = await probe(client, selection)
+        if found is not None:
+            report.matching = found.total_matching
+            if _up_to_date(found, record, journal, index):
+                report.already_mirrored = found.total_matching
+                report.status = "up-to-date"
+                report.message = "nothing new to mirror"
+                return
+            if found.total_matching > record.total_matching:
+                start = record.watermark              # only appended items are new
+    if on_total is not None and record is not None:
         on_total(found.total_matching - len(index) if found is not None and not start else None)
     budget = Budget(job.max_credits)
     reserver = Reserver(client, journal, budget)
@@ -152,11 +155,21 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
         pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                             reserver=reserver, report=report, concurrency=job.limits.concurrency,
                             progress=progress)
+        # A first walk has nothing to shortcut or resume from, so its probe (which only counts) runs
+        # alongside it instead of costing a round trip before the first page.
+        counting = asyncio.ensure_future(_count(client, selection, index, on_total)) if record is None else None
         try:
             await pipeline.run(selection, start_cursor=start)
+        except BaseException:
+            if counting is not None:
+                counting.cancel()
+            raise
         finally:
             report.charged = budget.spent
             report.free = reserver.free
+        if counting is not None:
+            found = await counting
+            report.matching = found.total_matching if found is not None else None
     rows = await asyncio.to_thread(compact, layout)
     pa.default_memory_pool().release_unused()      # compaction's buffers: give them back to the OS
     if budget.exhausted:
@@ -175,6 +188,19 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
     report.balance = reserver.balance
 
 
+async def _count(client: MargenClient, selection: Selection, index: ManifestIndex,
+                 on_total: TotalHook | None) -> Probe | None:
+    """A first walk's probe: it only counts, so a failure costs the count (and the next run's
+    shortcut, as no record is saved without it), never the walk."""
+    try:
+        found = await probe(client, selection)
+    except MirrorError:
+        return None
+    if on_total is not None:
+        on_total(found.total_matching - len(index) if found is not None else None)
+    return found
+
+
 def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, index: ManifestIndex) -> bool:
     """True when nothing can have changed since the last complete walk of this selection."""
     if record is None or journal.pending or index.dropped or found.remaining:
@@ -185,4 +211,4 @@ def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, 
 def _client(job: SyncJob, api_key: ApiKey, base_url: str, timeouts: Timeouts, retries: Retries) -> MargenClient:
     limiter = RateLimiter(job.limits.rate_limit, backoff=retries.backoff)
     return MargenClient(api_key, base_url, limiter=limiter, timeouts=timeouts, retries=retries,
-                        connections=min(job.limits.concurrency, 32) + 4)
+                        connections=job.limits.concurrency + 4)

@@ -81,6 +81,8 @@ class ManifestIndex:
         candidates = np.flatnonzero(at < len(self._hashes))
         candidates = candidates[self._hashes[at[candidates]] == hashes[candidates]]
         found = np.zeros(len(item_ids), dtype=bool)
+        if not len(candidates):            # the usual page of a fresh sync: nothing to confirm
+            return found.tolist()
         asked = pa.array([item_ids[j] for j in candidates.tolist()], pa.string())
         same = pc.equal(take_rows(self._ids, self._rows[at[candidates]]), asked).to_numpy(zero_copy_only=False)
         found[candidates[same]] = True

@@ -32,7 +32,7 @@ HashId = Callable[[str], int]  # str -> int64; Python's hash() by default (per p
 # its ``release_unused()`` (malloc_trim on glibc) hands freed pages back between passes.
 POOL = pa.system_memory_pool()
 
-_OLDEST = np.iinfo(np.int64).min
+_OLDEST = pa.scalar(np.iinfo(np.int64).min, pa.int64())   # typed: inferring a Python int's type imports dateutil
 
 
 def read_batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -81,6 +81,7 @@ def read_keys(files: list[Path], columns: list[str], hash_id: HashId) -> Keys:
             batches.append(batch.select(names))
             rows += batch.num_rows
         starts.append(rows)
+        POOL.release_unused()        # the file's decoding buffers: freed, but kept by malloc until trimmed
     schema = pa.schema([MANIFEST_SCHEMA.field(name) for name in names])
     return Keys(files, np.asarray(starts, dtype=np.int64), _concat(hashes), _concat(stamps),
                 pa.Table.from_batches(batches, schema=schema))

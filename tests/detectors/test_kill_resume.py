@@ -57,9 +57,15 @@ async def test_killed_run_resumes_without_submitting_twice(mirrored: Path, dfd_e
 
     report = await run_score(mirrored, "deepfake-detection", concurrency=4, rate_limit=100_000,
                              options={"poll_interval": 0.05, "deadline": 60})
-    assert report.status == "complete", report.failures[:3]
-    counters = dfd_env.admin.counters()
-    assert Counter(counters["submissions_by_sha256"]) == Counter({s: 1 for s in shas})   # each file once
-    assert report.submissions == len(shas) - killed_at
+    # A kill between journaling an upload and the service's answer leaves a submission nobody can
+    # account for (this service has no lookup): it is reported and never sent again. Nothing else fails.
+    unknown = {f.item_id for f in report.failures if "stopped while uploading" in f.reason}
+    assert len(unknown) == len(report.failures) and len(unknown) <= 4, report.failures[:3]
+    assert report.status == ("partial" if unknown else "complete")
+    sent = Counter(dfd_env.admin.counters()["submissions_by_sha256"])
+    assert set(sent.values()) == {1}                                                      # nothing twice
+    unknown_shas = {m["sha256"] for m in manifest if m["id"] in unknown}
+    assert shas - unknown_shas <= set(sent) <= shas
+    assert report.submissions == len(sent) - killed_at
     rows = [r for r in open_scores(mirrored, "deepfake-detection").to_table().to_pylist() if r["status"] == "ok"]
-    assert sorted(r["id"] for r in rows) == sorted(m["id"] for m in manifest)          # every item once
+    assert sorted(r["id"] for r in rows) == sorted(m["id"] for m in manifest if m["id"] not in unknown)
