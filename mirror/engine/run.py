@@ -145,7 +145,6 @@ class Pipeline:
                     await self._fetch_one(work, download)
 
     # -- stage 2: reservations ---------------------------------------------------------------
-
     async def _reserve_one(self, work: _Work) -> Download | None:
         if self.reserver.budget.exhausted and not self.journal.was_charged(work.item_id):
             return None

@@ -42,6 +42,8 @@ async def test_full_mirror_matches_emulator_byte_for_byte(emulator, account, tmp
     ledger = emulator.admin.ledger(account.name)
     assert ledger["charge_count"] == len(expected) == len(set(ledger["owned"]))
     assert not list((dest / ".state" / "tmp").iterdir())
+    # a finished run leaves nothing pending, so the next one has no journal lines to replay
+    assert (dest / ".state" / "journal.jsonl").read_text() == ""
 
 
 async def test_second_run_charges_nothing_and_makes_at_most_three_api_calls(emulator, account, tmp_path):
