@@ -74,6 +74,13 @@ class Limits:
     concurrency: int = 128          # items in flight (each worker reserves, then fetches)
     max_image_bytes: int = 50 * 2**20
 
+    @property
+    def connections(self) -> int:
+        """Connections per session (API, storage): a worker waits on one host at a time, so about
+        half the workers hold a connection of each. Measured at 128: as fast as a full pool at 20 ms
+        per request, and 10% faster at 0 ms, where every extra connection is setup CPU."""
+        return self.concurrency // 2 + 4
+
     def __post_init__(self) -> None:
         if self.rate_limit <= 0:
             raise UsageError("--rate-limit must be a positive number of requests per minute")

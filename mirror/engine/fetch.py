@@ -48,7 +48,7 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.limits.concurrency + 4),
+            connector=aiohttp.TCPConnector(limit=self.limits.connections),
             timeout=aiohttp.ClientTimeout(total=self.timeouts.storage, connect=self.timeouts.connect),
             auto_decompress=False,
         )

@@ -211,4 +211,4 @@ def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, 
 def _client(job: SyncJob, api_key: ApiKey, base_url: str, timeouts: Timeouts, retries: Retries) -> MargenClient:
     limiter = RateLimiter(job.limits.rate_limit, backoff=retries.backoff)
     return MargenClient(api_key, base_url, limiter=limiter, timeouts=timeouts, retries=retries,
-                        connections=job.limits.concurrency + 4)
+                        connections=job.limits.connections)
