@@ -49,6 +49,7 @@ from mirror.store.manifest import (
     TMP_PREFIX,
     atomic_file,
     delete_replaced,
+    fsync_dir,
     manifest_files,
     recover,
 )
@@ -74,11 +75,12 @@ def compact(layout: Layout, *, hash_id: HashId = hash) -> int:
         return 0
     if len(files) == 1 and files[0].name.startswith(COMPACTED_PREFIX):
         return pq.read_metadata(files[0]).num_rows
+    target = layout.manifest / f"{COMPACTED_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}.parquet"
+    if len(files) == 1 and (rows := _promote(layout, files[0], target)) is not None:
+        return rows
     slice_rows = _slice_rows(files)
     order, slice_of = _plan(read_keys(files, ["source_real_id", "base_id"], hash_id), slice_rows)
     replaces = json.dumps([f.name for f in files]).encode()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = layout.manifest / f"{COMPACTED_PREFIX}{stamp}-{secrets.token_hex(4)}.parquet"
     POOL.release_unused()
     with _spill_file(layout) as spill:
         pieces = _spill(files, slice_of, spill)
@@ -88,6 +90,26 @@ def compact(layout: Layout, *, hash_id: HashId = hash) -> int:
             _write(fh, spill, pieces, order, slice_rows, replaces)
     delete_replaced(layout, target)
     return len(order)
+
+
+def _promote(layout: Layout, part: Path, target: Path) -> int | None:
+    """A lone part already in manifest order with distinct ids (what the part writer produces in
+    one run) is what compaction would write: it becomes the compacted file by a rename instead of
+    being rewritten, which is a small first sync's whole manifest. None: it needs the merge."""
+    meta = pq.read_metadata(part)
+    if meta.num_rows > _SLICE_ROWS_MAX:
+        return None
+    columns = pq.read_table(part, columns=[name for name, _ in SORT_KEYS]).to_pydict()
+    keys = [tuple((value is None, value or "") for value in row)    # nulls last, as in SORT_KEYS
+            for row in zip(*(columns[name] for name, _ in SORT_KEYS), strict=True)]
+    if len(set(columns["id"])) != len(keys) or any(a > b for a, b in itertools.pairwise(keys)):
+        return None
+    try:
+        os.replace(part, target)
+        fsync_dir(layout.manifest)
+    except OSError as exc:
+        raise destination_error(exc, layout.manifest) from exc
+    return meta.num_rows
 
 
 def _slice_rows(files: list[Path]) -> int:

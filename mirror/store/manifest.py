@@ -235,7 +235,7 @@ def delete_replaced(layout: Layout, compacted: Path) -> None:
         except FileNotFoundError:
             pass
     if deleted:
-        _fsync_dir(layout.manifest)
+        fsync_dir(layout.manifest)
 
 
 def write_table_atomic(layout: Layout, table: pa.Table, target: Path, *, tmp_prefix: str = TMP_PREFIX) -> None:
@@ -265,7 +265,7 @@ def atomic_file(layout: Layout, target: Path, *, tmp_prefix: str = TMP_PREFIX) -
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         tmp = None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         raise destination_error(exc, target) from exc
     finally:
@@ -273,7 +273,7 @@ def atomic_file(layout: Layout, target: Path, *, tmp_prefix: str = TMP_PREFIX) -
             tmp.unlink(missing_ok=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a rename or delete durable; some file systems cannot fsync a directory, which is fine."""
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -113,6 +113,27 @@ def test_compact_of_a_single_part_and_of_empty_parts(layout: Layout) -> None:
     assert open_manifest(layout.dest).to_table().equals(expected)
 
 
+def test_a_lone_part_in_order_is_promoted_by_rename_and_any_other_is_merged(layout: Layout) -> None:
+    rng = random.Random(11)
+    writer = ManifestWriter(layout, "run1")
+    for n in range(600):
+        writer.add(random_row(rng, f"id{n:04d}"))
+    part = writer.flush()
+    assert part is not None
+    written = part.read_bytes()
+    assert compact(layout) == 600
+    assert only_file(layout).name.startswith("compacted-") and only_file(layout).read_bytes() == written
+
+    for name, rows in (("duplicate", [random_row(rng, "a"), random_row(rng, "b"), random_row(rng, "a")]),
+                       ("unsorted", [random_row(rng, f"u{n}") for n in range(50)][::-1])):
+        only_file(layout).unlink()
+        path = layout.manifest / f"part-{name}-00001.parquet"     # not from the part writer: as given
+        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), path)
+        expected = reference([path])
+        assert compact(layout) == expected.num_rows
+        assert pq.read_table(only_file(layout)).replace_schema_metadata().equals(expected), name
+
+
 def test_compact_of_empty_parts_only(layout: Layout) -> None:
     pq.write_table(MANIFEST_SCHEMA.empty_table(), layout.manifest / "part-run1-00001.parquet")
     assert compact(layout) == 0
@@ -157,6 +178,8 @@ def test_slices_follow_the_byte_budget(layout: Layout, monkeypatch: pytest.Monke
         row = random_row(rng, f"id{n}")
         row["metadata"] = json.dumps({"exif": f"{rng.getrandbits(4000):x}"})  # ~1 kB of incompressible text
         writer.add(row)
+        if n == 2499:
+            writer.flush()      # two parts: a lone sorted part would be promoted, not sliced
     writer.flush()
     monkeypatch.setattr(compaction_mod, "_SLICE_BYTES", 2 * 1024 * 1024)
     slice_rows = compaction_mod._slice_rows(sorted(layout.manifest.iterdir()))
