@@ -6,7 +6,7 @@ A job file declares one sync so that cron and humans run the same thing::
     dest = "~/margen/dark-brown-fakes"
     max_credits = 5000          # optional: never spend more than this in one run
     rate_limit = 60             # optional: the key's requests per minute
-    concurrency = 32            # optional: parallel storage fetches
+    concurrency = 32            # optional: items in flight (each reserved, then fetched)
     include_metadata = true     # optional
     [filters]
     kind = "fake"
