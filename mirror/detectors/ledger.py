@@ -24,6 +24,7 @@ from pathlib import Path
 from mirror.detectors.scores import detector_folder
 from mirror.errors import LockHeldError
 from mirror.store import Layout, destination_error
+from mirror.store.records import replay_records
 
 __all__ = ["Ledger", "Entry"]
 
@@ -93,16 +94,8 @@ class Ledger:
 
 def _replay(path: Path) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return entries
-    for line in text.splitlines():
-        try:
-            rec = json.loads(line)
-            op, sha = rec["op"], rec["sha"]
-        except (ValueError, KeyError, TypeError):
-            continue                    # a torn last line from a killed run
+    for rec in replay_records(path, "op", "sha"):
+        op, sha = rec["op"], rec["sha"]
         if op == "submit":
             entries[sha] = Entry(str(rec.get("id", "")))
         elif op == "job" and isinstance(rec.get("job"), str):

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror.store.records import replay_records
+
 __all__ = ["Journal", "Pending", "read_pending"]
 
 
@@ -101,23 +103,14 @@ class Journal:
 def read_pending(path: Path) -> dict[str, Pending]:
     """Replay a journal without touching it (safe while another run holds the destination)."""
     pending: dict[str, Pending] = {}
-    try:
-        fh = open(path, encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return pending
-    with fh:                     # line by line: a killed big run leaves a long journal
-        for line in fh:
-            try:
-                rec = json.loads(line)
-                op, item_id = rec["op"], rec["id"]
-            except (ValueError, KeyError, TypeError):
-                continue            # a torn last line from a killed run
-            if op == "reserve":
-                entry = pending.setdefault(item_id, Pending(item_id, rec.get("b")))
-                entry.attempts += 1
-            elif op == "reserved" and item_id in pending:
-                entry = pending[item_id]
-                entry.charged = bool(entry.charged) or rec.get("charged") is True
-            elif op == "done":
-                pending.pop(item_id, None)
+    for rec in replay_records(path, "op", "id"):
+        op, item_id = rec["op"], rec["id"]
+        if op == "reserve":
+            entry = pending.setdefault(item_id, Pending(item_id, rec.get("b")))
+            entry.attempts += 1
+        elif op == "reserved" and item_id in pending:
+            entry = pending[item_id]
+            entry.charged = bool(entry.charged) or rec.get("charged") is True
+        elif op == "done":
+            pending.pop(item_id, None)
     return pending

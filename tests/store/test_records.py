@@ -1,0 +1,35 @@
+"""Replaying the append-only JSON-lines records of .state: whole records only, in flat memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mirror.engine.journal import Journal, read_pending
+from mirror.store.records import replay_records
+
+
+def test_replay_skips_torn_foreign_and_incomplete_lines(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    assert list(replay_records(path, "op")) == []           # absent: nothing, no error
+    path.write_text('{"op":"a","id":"1"}\n[1,2]\n"text"\n{"id":"2"}\n\n{"op":"b","id":"3"}\n{"op":"c","id')
+    assert [r["op"] for r in replay_records(path, "op", "id")] == ["a", "b"]
+
+
+def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    journal.reserving("paid", "bench")
+    journal.reserved("paid", charged=True)
+    journal.reserving("unanswered", "bench")
+    journal.reserving("finished", "bench")
+    journal.reserved("finished", charged=True)
+    journal.done(["finished"])
+    with path.open("a") as fh:                                 # a kill in the middle of a write
+        fh.write('{"op":"reserve","id":"torn"')
+    pending = read_pending(path)                               # what the next run sees; nothing closed
+    assert set(pending) == {"paid", "unanswered"}
+    assert pending["paid"].charged is True and pending["unanswered"].charged is None
+    assert pending["paid"].attempts == 1
+    journal.close()                                            # a run that ends keeps only what is pending
+    assert set(read_pending(path)) == {"paid", "unanswered"}
+    assert len(path.read_text().splitlines()) == 3
