@@ -105,9 +105,8 @@ class Pipeline:
                        send: ObjectSendStream[_Work]) -> None:
         async with send:
             pending = list(self.journal.pending)
-            if pending:
-                self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
-                                   if done])                              # their rows were written after all
+            self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
+                               if done])                                  # their rows were written after all
             self._seen.add_all(self.journal.pending)
             for entry in list(self.journal.pending.values()):
                 await _send(send, _Work(entry.item_id, entry.benchmark, None))
