@@ -172,3 +172,18 @@ def test_emulator_verbs_print_ready(tmp_path):
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
+
+
+def test_a_sync_never_imports_pyarrow_dataset(emulator, account, tmp_path):
+    """pyarrow.dataset is for readers (status, score, report): its import costs a sync ~10 ms and ~15 MB."""
+    dest = tmp_path / "m"
+    code = ("import sys; from mirror.cli import main; code = main(sys.argv[1:]); "
+            "print('pyarrow.dataset' in sys.modules, file=sys.stderr); sys.exit(code)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARGEN_")}
+    env["MARGEN_API_KEY"] = account.key
+    proc = subprocess.run([sys.executable, "-c", code, "sync", "--benchmark", BENCH, "--dest", str(dest),
+                           "--base-url", emulator.url, "--rate-limit", "100000", "-q", "kind=real"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "False"
+    assert [p.name[:10] for p in (dest / "manifest").glob("*.parquet")] == ["compacted-"]
