@@ -8,15 +8,15 @@ claims more but makes no progress ends the walk with an error instead of spinnin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from mirror.api.client import MargenClient
-from mirror.api.models import Item
+from mirror.api.models import Item, Page
 from mirror.errors import TransportError
 from mirror.jobs import Selection
 
-__all__ = ["PAGE_SIZE", "Probe", "PageOf", "probe", "walk"]
+__all__ = ["PAGE_SIZE", "Probe", "PageOf", "page_params", "probe", "walk"]
 
 PAGE_SIZE = 500   # the API's maximum; fewer pages means fewer rate-limited calls
 
@@ -53,8 +53,17 @@ async def probe(client: MargenClient, selection: Selection) -> Probe | None:
     return Probe(total_matching=total, owned=owned, remaining=remaining)
 
 
-async def walk(client: MargenClient, selection: Selection, *, start_cursor: str = "") -> AsyncIterator[PageOf]:
-    """Yield every page of the selection once, in server order."""
+def page_params(selection: Selection, cursor: str) -> dict[str, str]:
+    """The ``/items`` query of one cursor-mode page of a plain selection."""
+    return {**selection.query(), "limit": str(PAGE_SIZE), "cursor": cursor}
+
+
+async def walk(client: MargenClient, selection: Selection, *, start_cursor: str = "",
+               first: Awaitable[Page] | None = None) -> AsyncIterator[PageOf]:
+    """Yield every page of the selection once, in server order.
+
+    ``first``, in cursor mode: the page at ``start_cursor``, already asked for by the caller.
+    """
     if selection.lineage or selection.distinct_identities:
         async for page in _walk_offset(client, selection):
             yield page
@@ -62,7 +71,10 @@ async def walk(client: MargenClient, selection: Selection, *, start_cursor: str 
     cursor = start_cursor
     seen: set[str] = set()
     while True:
-        page = await client.items({**selection.query(), "limit": str(PAGE_SIZE), "cursor": cursor})
+        if first is not None:
+            page, first = await first, None
+        else:
+            page = await client.items(page_params(selection, cursor))
         yield PageOf(page.items, cursor, page.malformed)
         if not page.has_more:
             return

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from mirror.api.client import MargenClient
-from mirror.api.models import Download, Item
+from mirror.api.models import Download, Item, Page
 from mirror.engine.fetch import Fetcher, UrlExpired
 from mirror.engine.journal import Journal
 from mirror.engine.pages import walk
@@ -83,15 +83,19 @@ class Pipeline:
         self._flush_lock = anyio.Lock()
         self._seen = SeenIds()
 
-    async def run(self, selection: Selection | None, start_cursor: str = "") -> None:
-        """Finish the journal's pending items, then mirror ``selection`` (if given)."""
+    async def run(self, selection: Selection | None, start_cursor: str = "",
+                  first_page: Awaitable[Page] | None = None) -> None:
+        """Finish the journal's pending items, then mirror ``selection`` (if given).
+
+        ``first_page``: the walk's page at ``start_cursor``, when the caller has already asked for it.
+        """
         work_send, work_recv = anyio.create_memory_object_stream[_Work](1000)
         stages_done = anyio.Event()
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._flush_periodically, stages_done)
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._produce, selection, start_cursor, work_send)
+                    tg.start_soon(self._produce, selection, start_cursor, first_page, work_send)
                     for _ in range(self.concurrency):
                         tg.start_soon(self._work, work_recv.clone())
                     work_recv.close()
@@ -101,7 +105,7 @@ class Pipeline:
             self._seen = SeenIds()      # freed before compaction
 
     # -- stage 1: pages ----------------------------------------------------------------------
-    async def _produce(self, selection: Selection | None, start_cursor: str,
+    async def _produce(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
                        send: ObjectSendStream[_Work]) -> None:
         async with send:
             pending = list(self.journal.pending)
@@ -113,7 +117,7 @@ class Pipeline:
             if selection is None:
                 return
             try:
-                async for page in walk(self.client, selection, start_cursor=start_cursor):
+                async for page in walk(self.client, selection, start_cursor=start_cursor, first=first_page):
                     self.last_cursor = page.cursor
                     if page.malformed:
                         self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without a string "

@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from mirror.api.client import MargenClient
-from mirror.api.models import Catalog
+from mirror.api.models import Catalog, Page
 from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
 from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
-from mirror.engine.pages import Probe, probe
+from mirror.engine.pages import Probe, page_params, probe
 from mirror.engine.report import PlanReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver
 from mirror.engine.run import Pipeline, ProgressHook
@@ -88,10 +88,11 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     async with _open_dest(job.dest) as (layout, index, journal):
         states = SelectionStates(layout.state / "selections.json")
         try:
-            async with _client(job, api_key, base_url, timeouts, retries) as client:
+            async with _client(job, api_key, base_url, timeouts, retries) as client, \
+                    _first_page_early(client, job.selection, states) as early:
                 try:
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
-                                timeouts, retries)
+                                timeouts, retries, early)
                 finally:
                     report.api_calls = client.api_calls
                     report.throttled = client.limiter.throttled
@@ -130,10 +131,13 @@ async def run_repair(dest: Path, bad: dict[str, str | None], *, limits: Limits, 
 
 async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
                 states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
-                on_total: TotalHook | None, timeouts: Timeouts, retries: Retries) -> None:
+                on_total: TotalHook | None, timeouts: Timeouts, retries: Retries,
+                early: asyncio.Task[Page] | None) -> None:
     selection, _ = await resolve_selection(client, job.selection)
     report.selection = selection.describe()
     record = states.get(selection.key)
+    if early is not None and (record is not None or selection.query() != job.selection.query()):
+        early = None        # /catalog renamed a filter, or a record is kept under the canonical name
     start = ""
     found: Probe | None = None
     if record is not None:                            # walked to the end before: maybe nothing to do
@@ -159,7 +163,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
         # alongside it instead of costing a round trip before the first page.
         counting = asyncio.ensure_future(_count(client, selection, index, on_total)) if record is None else None
         try:
-            await pipeline.run(selection, start_cursor=start)
+            await pipeline.run(selection, start_cursor=start, first_page=early)
         except BaseException:
             if counting is not None:
                 counting.cancel()
@@ -186,6 +190,27 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                                                       datetime.now(UTC).isoformat(timespec="seconds")))
     report.message = report.message or f"{rows} rows in the manifest"
     report.balance = reserver.balance
+
+
+@contextlib.asynccontextmanager
+async def _first_page_early(client: MargenClient, selection: Selection,
+                            states: SelectionStates) -> AsyncIterator[asyncio.Task[Page] | None]:
+    """A first walk's first page, asked for alongside ``/catalog``: one round trip less before the
+    first download. Only for a plain selection naming its benchmark and with no saved record (which
+    means a probe first, and maybe no walk at all). ``/items`` costs no credit, and the page is used
+    only if ``/catalog`` accepts the selection exactly as given. Whatever is left of it (cancelled,
+    or its error unread) is dropped on the way out."""
+    if not selection.benchmark or selection.lineage or selection.distinct_identities \
+            or states.get(selection.key) is not None:
+        yield None
+        return
+    task = asyncio.ensure_future(client.items(page_params(selection, "")))
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())   # read: an unused error is not news
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
 
 
 async def _count(client: MargenClient, selection: Selection, index: ManifestIndex,

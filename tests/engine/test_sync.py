@@ -107,3 +107,23 @@ async def test_unknown_filter_value_is_a_clear_error_and_spends_nothing(emulator
         await do_sync(emulator, account, tmp_path / "m", filters={"colour": "red"})
     assert emulator.admin.ledger(account.name)["charge_count"] == 0
     assert emulator.admin.counters()["api_requests_by_route"].get("download", 0) == 0
+
+
+async def test_first_page_rides_with_catalog_and_is_dropped_when_catalog_renames_a_filter(emulator, account, tmp_path):
+    """A first walk asks for its first page alongside /catalog; the page is used only if /catalog
+    takes the selection as given: ``condition`` is an alias, so that page is dropped and walked anew."""
+    def calls() -> int:
+        return emulator.admin.counters()["api_requests_by_account"].get(account.name, 0)
+
+    clean = {i["id"] for i in all_items(emulator, account, perturbation="clean")}
+    before = calls()
+    canonical = await do_sync(emulator, account, tmp_path / "a", filters={"perturbation": "clean"})
+    # /catalog, the early first page (used), the exclude_owned probe, one /download per item
+    assert canonical.api_calls == calls() - before == 3 + len(clean)
+    before = calls()
+    alias = await do_sync(emulator, account, tmp_path / "b", filters={"condition": "clean"})
+    assert alias.api_calls == calls() - before == 4 + len(clean)        # + the first page, asked again
+    for dest, report in ((tmp_path / "a", canonical), (tmp_path / "b", alias)):
+        assert report.status == "complete" and report.mirrored == len(clean)
+        assert set(mirror.open_manifest(dest).to_table(columns=["id"]).column("id").to_pylist()) == clean
+    assert emulator.admin.ledger(account.name)["charge_count"] == len(clean)   # the second copy was free
