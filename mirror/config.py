@@ -76,10 +76,11 @@ class Limits:
 
     @property
     def connections(self) -> int:
-        """Connections per session (API, storage): a worker waits on one host at a time, so about
-        half the workers hold a connection of each. Measured at 128: as fast as a full pool at 20 ms
-        per request, and 10% faster at 0 ms, where every extra connection is setup CPU."""
-        return self.concurrency // 2 + 4
+        """Connections per session (API, storage): one per worker, plus a few for the page walker and
+        the probe. Half as many was no faster on loopback at 0 ms (2,000 and 10,000 items, within
+        noise), and at 20 ms per request it was 6% slower on 500 items: a run starts with every
+        worker reserving at once, and half of them waited for a connection."""
+        return self.concurrency + 4
 
     def __post_init__(self) -> None:
         if self.rate_limit <= 0:
