@@ -103,8 +103,8 @@ def _tune_gc() -> None:
     What the imports created lives as long as the process: frozen, it is no longer scanned by every
     full collection. Most of a run's objects are freed by reference counting; the young generation
     is collected every 10,000 allocations instead of 700 (mypy uses 200,000, freqtrade 50,000).
-    Measured on a 500-item sync: ~22 ms of collection down to ~3 ms. Only the CLI does this: a library call leaves the caller's
-    process as it found it.
+    Measured on a 500-item sync: ~22 ms of collection down to ~3 ms. Only the CLI does this: a
+    library call leaves the caller's process as it found it.
     """
     gc.freeze()
     gc.set_threshold(10_000, *gc.get_threshold()[1:])

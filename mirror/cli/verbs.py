@@ -145,10 +145,11 @@ def _verify(args: argparse.Namespace) -> int:
     report = verify_files(args.dest)
     if args.repair and report.bad:
         limits = Limits(rate_limit=args.rate_limit or Limits.rate_limit)
-        sync_report = anyio.run(lambda: run_repair(Path(args.dest), report.benchmarks, limits=limits,
-                                                   api_key=load_api_key(args.api_key_file),
-                                                   base_url=resolve_base_url(args.base_url)))
-        report.repaired = sync_report.mirrored
+        repair = anyio.run(lambda: run_repair(Path(args.dest), report.targets, limits=limits,
+                                              api_key=load_api_key(args.api_key_file),
+                                              base_url=resolve_base_url(args.base_url)))
+        report.repaired = repair.mirrored
+        report.not_owned = len(repair.not_owned)
     emit(report.to_dict(), as_json=args.json, lines=[report.line()])
     unrepaired = len(report.bad) - report.repaired
     return EXIT_OK if unrepaired <= 0 else EXIT_PARTIAL

@@ -8,7 +8,7 @@ claims more but makes no progress ends the walk with an error instead of spinnin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 
 from mirror.api.client import MargenClient
@@ -16,7 +16,7 @@ from mirror.api.models import Item, Page
 from mirror.errors import TransportError
 from mirror.jobs import Selection
 
-__all__ = ["PAGE_SIZE", "Probe", "PageOf", "page_params", "probe", "walk"]
+__all__ = ["PAGE_SIZE", "Probe", "PageOf", "page_params", "probe", "unowned", "walk"]
 
 PAGE_SIZE = 500   # the API's maximum; fewer pages means fewer rate-limited calls
 
@@ -56,6 +56,32 @@ async def probe(client: MargenClient, selection: Selection) -> Probe | None:
 def page_params(selection: Selection, cursor: str) -> dict[str, str]:
     """The ``/items`` query of one cursor-mode page of a plain selection."""
     return {**selection.query(), "limit": str(PAGE_SIZE), "cursor": cursor}
+
+
+async def unowned(client: MargenClient, benchmark: str | None, base_ids: Iterable[str]) -> set[str]:
+    """Ids the account does not own among every item of these base images (``exclude_owned`` listing).
+
+    ``/download`` charges an item the account does not own, and nothing tells beforehand, except
+    this listing: ``base_id`` takes a comma-separated list, so ~50 base images cost one request.
+    """
+    found: set[str] = set()
+    ordered = sorted(set(base_ids))
+    for start in range(0, len(ordered), _BASE_IDS_PER_REQUEST):
+        params = {"base_id": ",".join(ordered[start:start + _BASE_IDS_PER_REQUEST]), "exclude_owned": "true",
+                  "limit": str(PAGE_SIZE)}
+        if benchmark:
+            params["benchmark"] = benchmark
+        offset = 0
+        while True:
+            page = await client.items({**params, "offset": str(offset)})
+            found.update(item["id"] for item in page.items)
+            if not page.has_more or not page.items:
+                break
+            offset += len(page.items)
+    return found
+
+
+_BASE_IDS_PER_REQUEST = 50      # keeps the query string near 2 KB
 
 
 async def walk(client: MargenClient, selection: Selection, *, start_cursor: str = "",

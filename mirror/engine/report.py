@@ -7,7 +7,7 @@ from typing import Any
 
 from mirror.errors import EXIT_BUDGET, EXIT_OK, EXIT_PARTIAL
 
-__all__ = ["SyncReport", "PlanReport", "Failure", "run_report_dict"]
+__all__ = ["SyncReport", "RepairReport", "PlanReport", "Failure", "run_report_dict"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,13 @@ class SyncReport:
 
     def to_dict(self) -> dict[str, Any]:
         return run_report_dict(self)
+
+
+@dataclass
+class RepairReport(SyncReport):
+    """A ``verify --repair`` run: damaged items re-fetched, except those it would have to buy."""
+
+    not_owned: list[str] = field(default_factory=list)    # left as they are: the account does not own them
 
 
 def run_report_dict(report: Any) -> dict[str, Any]:

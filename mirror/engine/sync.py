@@ -23,11 +23,12 @@ from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
 from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
-from mirror.engine.pages import Probe, page_params, probe
-from mirror.engine.report import PlanReport, SyncReport
+from mirror.engine.pages import Probe, page_params, probe, unowned
+from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver
 from mirror.engine.run import Pipeline, ProgressHook
 from mirror.engine.state import SelectionRecord, SelectionStates
+from mirror.engine.verify import RepairTarget
 from mirror.errors import MirrorError
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
@@ -101,32 +102,57 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     return report
 
 
-async def run_repair(dest: Path, bad: dict[str, str | None], *, limits: Limits, api_key: ApiKey, base_url: str,
-                     timeouts: Timeouts = Timeouts(), retries: Retries = Retries()) -> SyncReport:
-    """Re-fetch the given items (id -> benchmark) for free: they are queued as journal-pending."""
+async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits, api_key: ApiKey, base_url: str,
+                     timeouts: Timeouts = Timeouts(), retries: Retries = Retries()) -> RepairReport:
+    """Re-fetch the given items for free: they are queued as journal-pending.
+
+    Only items the account owns are free, and a DEST may have been filled by another account (or
+    copied from one). Ownership is asked first (``exclude_owned``, per base image); an item that is
+    not owned is left as it is and reported, never bought: buying is what ``sync`` is for.
+    """
     started = time.monotonic()
     job = SyncJob(selection=Selection(), dest=dest, limits=limits)
-    report = SyncReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
-    async with _open_dest(dest) as (layout, index, journal):
-        for item_id in bad:           # damaged copies go first, so the index forgets them too
+    report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
+    async with _open_dest(dest) as (layout, index, journal), \
+            _client(job, api_key, base_url, timeouts, retries) as client:
+        report.not_owned = sorted(await _not_owned(client, bad))
+        owned = {item_id: target for item_id, target in bad.items() if item_id not in set(report.not_owned)}
+        for item_id in owned:         # damaged copies go first, so the index forgets them too
             entry = index.get(item_id)
             if entry is not None:
                 (layout.dest / entry.path).unlink(missing_ok=True)
         index.drop_missing_files(layout)
-        for item_id, benchmark in bad.items():
+        for item_id, target in owned.items():
             if item_id not in journal.pending:
-                journal.reserving(item_id, benchmark)     # pending: the next reservation renews for free
-        async with _client(job, api_key, base_url, timeouts, retries) as client:
-            reserver = Reserver(client, journal, Budget(None))   # owned items: free
-            async with Fetcher(layout, limits, timeouts, retries) as fetcher:
-                pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
-                                    reserver=reserver, report=report, concurrency=limits.concurrency)
-                await pipeline.run(None)
-            report.api_calls = client.api_calls
+                journal.reserving(item_id, target.benchmark)     # pending: the next reservation renews for free
+        reserver = Reserver(client, journal, Budget(None))   # owned items: free
+        async with Fetcher(layout, limits, timeouts, retries) as fetcher:
+            pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
+                                reserver=reserver, report=report, concurrency=limits.concurrency)
+            await pipeline.run(None)
+        report.api_calls = client.api_calls
         await asyncio.to_thread(compact, layout)
-    report.status = "partial" if report.failed else "complete"
+    report.status = "partial" if report.failed or report.not_owned else "complete"
+    if report.not_owned:
+        report.message = (f"{len(report.not_owned)} item(s) left as they are: this account does not own them, "
+                          "and a repair never buys; sync their selection to buy them again")
     report.elapsed_s = round(time.monotonic() - started, 3)
     return report
+
+
+async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[str]:
+    """The items among ``bad`` a reservation would charge: all of them unless ownership is confirmed
+    (a row without a base_id cannot be asked about). A test-tier key is never charged."""
+    if (await client.usage()).tier == "test":
+        return set()
+    refused = {item_id for item_id, target in bad.items() if not target.base_id}
+    by_benchmark: dict[str | None, set[str]] = {}
+    for target in bad.values():
+        if target.base_id:
+            by_benchmark.setdefault(target.benchmark, set()).add(target.base_id)
+    for benchmark, base_ids in by_benchmark.items():
+        refused |= await unowned(client, benchmark, base_ids) & bad.keys()
+    return refused
 
 
 async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,

@@ -1,9 +1,10 @@
 """``verify``: re-hash every mirrored file against the manifest, and optionally repair.
 
-Repair never pays: a damaged or missing file belongs to an item the account already owns, so it
-is queued in the journal as pending and the normal pipeline re-reserves it (free, with a fresh
-Idempotency-Key), re-fetches it and writes a newer manifest row, which compaction keeps over the
-old one.
+Repair never pays. A damaged or missing file of an item the account owns is queued in the journal
+as pending and the normal pipeline re-reserves it (free, with a fresh Idempotency-Key), re-fetches
+it and writes a newer manifest row, which compaction keeps over the old one. Ownership is asked
+first, per base image: a DEST filled by another account keeps its damaged files, reported as
+not owned, because re-reserving them would buy them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ from typing import Any
 
 from mirror.store import Layout, open_manifest
 
-__all__ = ["VerifyReport", "verify_files"]
+__all__ = ["RepairTarget", "VerifyReport", "verify_files"]
 
 _READ = 1 << 20
+
+
+@dataclass(frozen=True)
+class RepairTarget:
+    """What a repair needs of a damaged item: its benchmark, and its base image to ask ownership by."""
+
+    benchmark: str | None
+    base_id: str | None
 
 
 @dataclass
@@ -27,8 +36,9 @@ class VerifyReport:
     ok: int = 0
     missing: list[str] = field(default_factory=list)      # item ids whose file is gone
     corrupt: list[str] = field(default_factory=list)      # size or sha256 differ from the manifest
-    benchmarks: dict[str, str | None] = field(default_factory=dict)   # item id -> benchmark, for repair
+    targets: dict[str, RepairTarget] = field(default_factory=dict)    # item id -> what a repair needs
     repaired: int = 0
+    not_owned: int = 0         # damaged, but left as they are: repairing them would buy them
 
     @property
     def bad(self) -> list[str]:
@@ -37,35 +47,39 @@ class VerifyReport:
     def line(self) -> str:
         text = (f"verify {self.dest}: {self.checked} checked, {self.ok} ok, {len(self.missing)} missing, "
                 f"{len(self.corrupt)} corrupt")
-        return text + (f", {self.repaired} repaired" if self.repaired else "")
+        text += f", {self.repaired} repaired" if self.repaired else ""
+        if self.not_owned:
+            text += (f", {self.not_owned} not repaired: not owned by this account (a repair never buys; "
+                     "sync their selection to buy them again)")
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data.pop("benchmarks")
+        data.pop("targets")
         return data
 
 
 def verify_files(dest: str | Path) -> VerifyReport:
     layout = Layout(Path(dest))
     report = VerifyReport(dest=str(dest))
-    table = open_manifest(layout.dest).to_table(columns=["id", "benchmark", "path", "bytes", "sha256"])
-    latest: dict[str, tuple[str | None, str, int, str]] = {}
+    table = open_manifest(layout.dest).to_table(columns=["id", "benchmark", "base_id", "path", "bytes", "sha256"])
+    latest: dict[str, tuple[RepairTarget, str, int, str]] = {}
     for row in table.to_pylist():
-        latest[row["id"]] = (row["benchmark"], row["path"], row["bytes"], row["sha256"])
-    for item_id, (benchmark, relpath, size, sha) in latest.items():
+        latest[row["id"]] = (RepairTarget(row["benchmark"], row["base_id"]), row["path"], row["bytes"], row["sha256"])
+    for item_id, (target, relpath, size, sha) in latest.items():
         report.checked += 1
         path = layout.dest / relpath
         try:
             ok = path.stat().st_size == size and _sha256(path) == sha
         except FileNotFoundError:
             report.missing.append(item_id)
-            report.benchmarks[item_id] = benchmark
+            report.targets[item_id] = target
             continue
         if ok:
             report.ok += 1
         else:
             report.corrupt.append(item_id)
-            report.benchmarks[item_id] = benchmark
+            report.targets[item_id] = target
     return report
 
 
