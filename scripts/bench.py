@@ -44,10 +44,10 @@ SEED = 11
 UNLIMITED = 10**8          # per-minute limit for keys that must never be the bottleneck
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-FULL = {"sdk_0ms": 2000, "sdk_20ms": 500, "ceiling": 10_000, "pairs": 3, "rate_items": 2000, "rate_limit": 600,
-        "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000]}
-QUICK = {"sdk_0ms": 150, "sdk_20ms": 40, "ceiling": 800, "pairs": 1, "rate_items": 150, "rate_limit": 1200,
-         "converge_items": 0, "noop": 1500, "scale": [300, 1500]}
+FULL = {"sdk_0ms": 2000, "sdk_20ms": 500, "sdk_mirror_runs": 5, "ceiling": 10_000, "pairs": 3, "rate_items": 2000,
+        "rate_limit": 600, "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000]}
+QUICK = {"sdk_0ms": 150, "sdk_20ms": 40, "sdk_mirror_runs": 2, "ceiling": 800, "pairs": 1, "rate_items": 150,
+         "rate_limit": 1200, "converge_items": 0, "noop": 1500, "scale": [300, 1500]}
 
 
 def log(msg: str) -> None:
@@ -224,21 +224,32 @@ def ips(items: int, seconds: float) -> float:
 
 
 # -- 1. the official SDK ----------------------------------------------------------------------------
-def bench_sdk(data: Path, work: Path, items: int, latency_ms: float, concurrency: int, target: float) -> dict:
-    log(f"SDK vs mirror: {items} items, {latency_ms:g} ms latency")
+def bench_sdk(data: Path, work: Path, items: int, latency_ms: float, concurrency: int, target: float,
+              mirror_runs: int) -> dict:
+    """One SDK run against the median of ``mirror_runs`` mirror runs (each with a fresh account).
+
+    The SDK's run is long (seconds to tens of seconds of sequential requests), so a moment of noise
+    on this shared box is averaged out within it; the mirror's is ~0.5 s, where one such moment
+    moves the ratio by 10%. Every mirror run is reported, not only the median.
+    """
+    log(f"SDK vs mirror: {items} items, {latency_ms:g} ms latency, {mirror_runs} mirror run(s)")
     with emulator(data, items, latency_ms) as emu:
         warm(emu, work, concurrency)
         key, _ = emu.key()
         sdk = run_worker("sdk", emu, key, work, "--dest", str(work / "sdk-out"))
         discard(work / "sdk-out")
-        key, _ = emu.key()
-        mirror = mirror_run(emu, key, work, work / "dest-sdk", concurrency)
-        discard(work / "dest-sdk")
-    assert sdk["items"] == items == mirror["items"], (sdk["items"], mirror["items"])
-    fig = {"latency_ms": latency_ms, "items": items, "sdk_s": sdk["wall_s"], "mirror_s": mirror["wall_s"],
-           "sdk_ips": ips(items, sdk["wall_s"]), "mirror_ips": ips(items, mirror["wall_s"]),
-           "speedup": sdk["wall_s"] / mirror["wall_s"], "target": target}
-    log(f"  SDK {fig['sdk_s']:.2f} s, mirror {fig['mirror_s']:.2f} s: {fig['speedup']:.1f}x")
+        runs = []
+        for _ in range(mirror_runs):
+            key, _ = emu.key()
+            runs.append(mirror_run(emu, key, work, work / "dest-sdk", concurrency))
+            discard(work / "dest-sdk")
+    assert sdk["items"] == items and all(r["items"] == items for r in runs), (sdk["items"], [r["items"] for r in runs])
+    mirror_s = statistics.median(r["wall_s"] for r in runs)
+    fig = {"latency_ms": latency_ms, "items": items, "sdk_s": sdk["wall_s"], "mirror_s": mirror_s,
+           "mirror_runs_s": [r["wall_s"] for r in runs], "sdk_ips": ips(items, sdk["wall_s"]),
+           "mirror_ips": ips(items, mirror_s), "speedup": sdk["wall_s"] / mirror_s, "target": target}
+    log(f"  SDK {fig['sdk_s']:.2f} s, mirror {mirror_s:.3f} s (median of "
+        f"{', '.join(f'{w:.3f}' for w in fig['mirror_runs_s'])}): {fig['speedup']:.1f}x")
     return fig
 
 
@@ -443,8 +454,8 @@ def main() -> int:
     compile_bytecode()
     try:
         figures["disk_settle_s"] = discard.settle() if not a.quick else 0.0
-        figures["sdk_0ms"] = bench_sdk(data, work, sizes["sdk_0ms"], 0, c, 5)
-        figures["sdk_20ms"] = bench_sdk(data, work, sizes["sdk_20ms"], 20, c, 50)
+        figures["sdk_0ms"] = bench_sdk(data, work, sizes["sdk_0ms"], 0, c, 5, sizes["sdk_mirror_runs"])
+        figures["sdk_20ms"] = bench_sdk(data, work, sizes["sdk_20ms"], 20, c, 50, sizes["sdk_mirror_runs"])
         figures["ceiling"] = bench_ceiling(data, work, sizes["ceiling"], c, sizes["pairs"])
         limit = sizes["rate_limit"]
         figures["rate"] = bench_rate(data, work, sizes["rate_items"], limit, limit, "told the right limit", c)

@@ -181,11 +181,15 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     lines += ["## 1. Against the official SDK", "",
               "The whole benchmark of an emulator with N items: the SDK's `iter_items` + `download_selection` "
               f"(sequential) against `margen-mirror sync` (concurrency {figures.get('concurrency', '?')}, its default; "
-              "a fresh account each).", ""]
-    lines += _table(["latency/request", "N items", "SDK s", "mirror s", "SDK img/s", "mirror img/s", "speed-up",
-                     "target", "met"],
-                    [[f"{s['latency_ms']} ms", s["items"], s["sdk_s"], s["mirror_s"], s["sdk_ips"], s["mirror_ips"],
-                      s["speedup"], f"≥ {s['target']}×", _met(s["speedup"], s["target"])] for s in sdk])
+              "a fresh account each). One SDK run against the median of several mirror runs: a mirror run lasts "
+              "about half a second, where a moment of noise on this shared machine moves the ratio by 10%, while "
+              "the SDK's long run averages it out. Every mirror run is listed.", ""]
+    lines += _table(["latency/request", "N items", "SDK s", "mirror s (median)", "mirror runs s", "SDK img/s",
+                     "mirror img/s", "speed-up", "target", "met"],
+                    [[f"{s['latency_ms']} ms", s["items"], s["sdk_s"], s["mirror_s"],
+                      ", ".join(f"{w:.3f}" for w in s.get("mirror_runs_s", [s["mirror_s"]])), s["sdk_ips"],
+                      s["mirror_ips"], s["speedup"], f"≥ {s['target']}×", _met(s["speedup"], s["target"])]
+                     for s in sdk])
     c = figures["ceiling"]
     tmpfs = c.get("tmpfs_ratio") is not None
     lines += ["", "## 2. Against the transport ceiling", "",
