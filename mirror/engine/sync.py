@@ -115,8 +115,9 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
     report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
     async with _open_dest(dest) as (layout, index, journal), \
             _client(job, api_key, base_url, timeouts, retries) as client:
-        report.not_owned = sorted(await _not_owned(client, bad))
-        owned = {item_id: target for item_id, target in bad.items() if item_id not in set(report.not_owned)}
+        refused = await _not_owned(client, bad)
+        report.not_owned = sorted(refused)
+        owned = {item_id: target for item_id, target in bad.items() if item_id not in refused}
         for item_id in owned:         # damaged copies go first, so the index forgets them too
             entry = index.get(item_id)
             if entry is not None:
