@@ -106,7 +106,7 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
     opts = {**(options or {}), "rate_limit": rate_limit, "concurrency": concurrency, "timeouts": timeouts,
             "retries": retries}
     det = load_detector(detector, opts)
-    if not await asyncio.to_thread(Path(dest).is_dir):
+    if not await asyncio.to_thread(Layout(Path(dest)).manifest.is_dir):    # checked, never created here
         raise DestinationError(f"{dest} is not a mirror folder: run sync first")
     layout = Layout.prepare(dest)
     report = ScoreReport(detector=det.name, dest=str(layout.dest))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mirror.detectors import load_detector, open_scores, run_score
-from mirror.errors import UsageError
-from mirror.store import open_manifest
+from mirror.errors import DestinationError, UsageError
+from mirror.store import Layout, open_manifest
 
 DETECTOR = textwrap.dedent('''
     import threading
@@ -66,10 +66,17 @@ async def test_bytes_input_filters_and_failures(mirrored: Path, user_module: str
     assert "model not loaded" in broken.failures[0].reason
 
 
-def test_bad_specs_are_usage_errors(user_module: str) -> None:
+def test_bad_specs_are_usage_errors(user_module: str, tmp_path: Path) -> None:
+    import anyio
     for spec in ("python:nosuchmodule_xyz:f", f"python:{user_module}:missing", "python:justmodule", "nope"):
         with pytest.raises(UsageError):
             load_detector(spec)
+    dest = Layout.prepare(tmp_path / "m").dest
     with pytest.raises(UsageError, match="filter"):
-        import anyio
-        anyio.run(lambda: run_score(".", f"python:{user_module}:by_path", filters={"colour": ("x",)}))
+        anyio.run(lambda: run_score(dest, f"python:{user_module}:by_path", filters={"colour": ("x",)}))
+    # a folder that is not a mirror is refused, and left as it was
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(DestinationError, match="not a mirror folder"):
+        anyio.run(lambda: run_score(plain, f"python:{user_module}:by_path"))
+    assert list(plain.iterdir()) == []
