@@ -134,9 +134,6 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
         report.api_calls = client.api_calls
         await asyncio.to_thread(compact, layout)
     report.status = "partial" if report.failed or report.not_owned else "complete"
-    if report.not_owned:
-        report.message = (f"{len(report.not_owned)} item(s) left as they are: this account does not own them, "
-                          "and a repair never buys; sync their selection to buy them again")
     report.elapsed_s = round(time.monotonic() - started, 3)
     return report
 
@@ -146,11 +143,13 @@ async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[
     (a row without a base_id cannot be asked about). A test-tier key is never charged."""
     if (await client.usage()).tier == "test":
         return set()
-    refused = {item_id for item_id, target in bad.items() if not target.base_id}
+    refused: set[str] = set()
     by_benchmark: dict[str | None, set[str]] = {}
-    for target in bad.values():
+    for item_id, target in bad.items():
         if target.base_id:
             by_benchmark.setdefault(target.benchmark, set()).add(target.base_id)
+        else:
+            refused.add(item_id)
     for benchmark, base_ids in by_benchmark.items():
         refused |= await unowned(client, benchmark, base_ids) & bad.keys()
     return refused
