@@ -148,7 +148,7 @@ def _verify(args: argparse.Namespace) -> int:
         repair = anyio.run(lambda: run_repair(Path(args.dest), report.targets, limits=limits,
                                               api_key=load_api_key(args.api_key_file),
                                               base_url=resolve_base_url(args.base_url)))
-        report.repaired = repair.mirrored
+        report.repaired = repair.repaired
         report.not_owned = len(repair.not_owned)
     emit(report.to_dict(), as_json=args.json, lines=[report.line()])
     unrepaired = len(report.bad) - report.repaired

@@ -68,6 +68,7 @@ class SyncReport:
 class RepairReport(SyncReport):
     """A ``verify --repair`` run: damaged items re-fetched, except those it would have to buy."""
 
+    repaired: int = 0                                      # damaged items whose new copy is in place
     not_owned: list[str] = field(default_factory=list)    # left as they are: the account does not own them
 
 

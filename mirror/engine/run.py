@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -65,7 +65,7 @@ class Pipeline:
 
     def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: Journal,
                  index: ManifestIndex, reserver: Reserver, report: SyncReport, concurrency: int,
-                 progress: ProgressHook | None = None) -> None:
+                 progress: ProgressHook | None = None, pending_only: Collection[str] | None = None) -> None:
         self.layout = layout
         self.client = client
         self.fetcher = fetcher
@@ -75,6 +75,7 @@ class Pipeline:
         self.report = report
         self.concurrency = concurrency
         self.progress = progress
+        self.pending_only = pending_only    # the journal-pending items to finish; None: every one
         self.walk_complete = False
         self.last_cursor: str | None = None
         self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
@@ -113,7 +114,8 @@ class Pipeline:
                                if done])                                  # their rows were written after all
             self._seen.add_all(self.journal.pending)
             for entry in list(self.journal.pending.values()):
-                await _send(send, _Work(entry.item_id, entry.benchmark, None))
+                if self.pending_only is None or entry.item_id in self.pending_only:
+                    await _send(send, _Work(entry.item_id, entry.benchmark, None))
             if selection is None:
                 return
             try:

@@ -127,10 +127,15 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
             if item_id not in journal.pending:
                 journal.reserving(item_id, target.benchmark)     # pending: the next reservation renews for free
         reserver = Reserver(client, journal, Budget(None))   # owned items: free
+        # An interrupted sync's reservation whose answer never came may not have reached the server:
+        # finishing it could buy it, so it is left pending for the next sync.
+        answered = {item_id for item_id, entry in journal.pending.items() if entry.charged is not None}
         async with Fetcher(layout, limits, timeouts, retries) as fetcher:
             pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
-                                reserver=reserver, report=report, concurrency=limits.concurrency)
+                                reserver=reserver, report=report, concurrency=limits.concurrency,
+                                pending_only=answered | owned.keys())
             await pipeline.run(None)
+        report.repaired = sum(item_id not in journal.pending for item_id in owned)    # its row is written
         report.api_calls = client.api_calls
         await asyncio.to_thread(compact, layout)
     report.status = "partial" if report.failed or report.not_owned else "complete"

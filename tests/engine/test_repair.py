@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from mirror_testkit import Account, cli, do_sync
+from mirror_testkit import Account, all_items, cli, do_sync
 
 import mirror
+from mirror.engine.journal import Journal, read_pending
 
 BENCH = "synthetic-face-v1"
 
@@ -72,3 +73,29 @@ async def test_a_test_tier_repair_is_free_without_asking_ownership(emulator, tmp
     assert emulator.admin.counters()["api_requests_by_route"].get("items", 0) == listings, "nothing to ask"
     for row in rows[:2]:
         assert (dest / row["path"]).read_bytes() == emulator.admin.image_bytes(row["id"])
+
+
+async def test_repair_leaves_an_unanswered_reservation_of_an_interrupted_sync_for_the_next_sync(emulator, account,
+                                                                                              tmp_path):
+    """A journal entry whose /download answer never came may not have reached the server: finishing
+    it could buy it, so a repair leaves it pending. One whose answer came (owned) is finished."""
+    dest = tmp_path / "m"
+    await do_sync(emulator, account, dest, filters={"kind": "real"})
+    rows = sorted(mirror.open_manifest(dest).to_table().to_pylist(), key=lambda r: r["id"])
+    (dest / rows[0]["path"]).unlink()
+    fakes = sorted(i["id"] for i in all_items(emulator, account, kind="fake"))
+    unanswered, answered = fakes[0], fakes[1]
+    _buy(emulator, account, answered)             # its answer came: owned, charged
+    journal = Journal(dest / ".state" / "journal.jsonl")
+    journal.reserving(unanswered, BENCH)          # killed before the answer: never reached the server
+    journal.reserving(answered, BENCH)
+    journal.reserved(answered, charged=True)
+    journal.close()
+    charges = emulator.admin.ledger(account.name)["charge_count"]
+
+    proc = cli("verify", str(dest), "--repair", "--base-url", emulator.url, "--rate-limit", "100000", key=account.key)
+    assert proc.returncode == 0 and "1 repaired" in proc.stdout, proc.stdout + proc.stderr
+    assert emulator.admin.ledger(account.name)["charge_count"] == charges, "the repair bought nothing"
+    ids = set(mirror.open_manifest(dest).to_table(columns=["id"]).column("id").to_pylist())
+    assert answered in ids and unanswered not in ids
+    assert set(read_pending(dest / ".state" / "journal.jsonl")) == {unanswered}    # for the next sync
