@@ -19,6 +19,7 @@ from mirror.jobs import Selection
 __all__ = ["PAGE_SIZE", "Probe", "PageOf", "page_params", "probe", "unowned", "walk"]
 
 PAGE_SIZE = 500   # the API's maximum; fewer pages means fewer rate-limited calls
+_BASE_IDS_PER_REQUEST = 50      # ownership questions: keeps the query string near 2 KB
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,6 @@ async def unowned(client: MargenClient, benchmark: str | None, base_ids: Iterabl
                 break
             offset += len(page.items)
     return found
-
-
-_BASE_IDS_PER_REQUEST = 50      # keeps the query string near 2 KB
 
 
 async def walk(client: MargenClient, selection: Selection, *, start_cursor: str = "",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -36,6 +37,7 @@ from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
 
 __all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook"]
 
+T = TypeVar("T")
 TotalHook = Callable[[int | None], None]   # told how many items the run expects to mirror, when known
 
 
@@ -90,7 +92,7 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
         states = SelectionStates(layout.state / "selections.json")
         try:
             async with _client(job, api_key, base_url, timeouts, retries) as client, \
-                    _first_page_early(client, job.selection, states) as early:
+                    _alongside(_first_page_early(client, job.selection, states)) as early:
                 try:
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
                                 timeouts, retries, early)
@@ -192,19 +194,15 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                             progress=progress)
         # A first walk has nothing to shortcut or resume from, so its probe (which only counts) runs
         # alongside it instead of costing a round trip before the first page.
-        counting = asyncio.ensure_future(_count(client, selection, index, on_total)) if record is None else None
-        try:
-            await pipeline.run(selection, start_cursor=start, first_page=early)
-        except BaseException:
+        async with _alongside(_count(client, selection, index, on_total) if record is None else None) as counting:
+            try:
+                await pipeline.run(selection, start_cursor=start, first_page=early)
+            finally:
+                report.charged = budget.spent
+                report.free = reserver.free
             if counting is not None:
-                counting.cancel()
-            raise
-        finally:
-            report.charged = budget.spent
-            report.free = reserver.free
-        if counting is not None:
-            found = await counting
-            report.matching = found.total_matching if found is not None else None
+                found = await counting
+                report.matching = found.total_matching if found is not None else None
     rows = await asyncio.to_thread(compact, layout)
     pa.default_memory_pool().release_unused()      # compaction's buffers: give them back to the OS
     if budget.exhausted:
@@ -223,20 +221,27 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
     report.balance = reserver.balance
 
 
-@contextlib.asynccontextmanager
-async def _first_page_early(client: MargenClient, selection: Selection,
-                            states: SelectionStates) -> AsyncIterator[asyncio.Task[Page] | None]:
-    """A first walk's first page, asked for alongside ``/catalog``: one round trip less before the
+def _first_page_early(client: MargenClient, selection: Selection,
+                      states: SelectionStates) -> Coroutine[Any, Any, Page] | None:
+    """A first walk's first page, to ask for alongside ``/catalog``: one round trip less before the
     first download. Only for a plain selection naming its benchmark and with no saved record (which
     means a probe first, and maybe no walk at all). ``/items`` costs no credit, and the page is used
-    only if ``/catalog`` accepts the selection exactly as given. Whatever is left of it (cancelled,
-    or its error unread) is dropped on the way out."""
+    only if ``/catalog`` accepts the selection exactly as given."""
     if not selection.benchmark or selection.lineage or selection.distinct_identities \
             or states.get(selection.key) is not None:
+        return None
+    return client.items(page_params(selection, ""))
+
+
+@contextlib.asynccontextmanager
+async def _alongside(coro: Coroutine[Any, Any, T] | None) -> AsyncIterator[asyncio.Task[T] | None]:
+    """Run ``coro`` as a task beside the block (None: nothing to run). Whatever is left of it is
+    cancelled and waited for on the way out, and an error nobody awaited is read, not reported."""
+    if coro is None:
         yield None
         return
-    task = asyncio.ensure_future(client.items(page_params(selection, "")))
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())   # read: an unused error is not news
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
     try:
         yield task
     finally:
