@@ -76,7 +76,8 @@ class Limits:
 
     @property
     def connections(self) -> int:
-        """Connections per session (API, storage): one per worker, plus a few for the page walker and
+        """Connections in the pool the API client and the storage fetcher share: one per worker
+        (a worker holds one at a time: it reserves, then fetches), plus a few for the page walker and
         the probe. Half as many was no faster on loopback at 0 ms (2,000 and 10,000 items, within
         noise), and at 20 ms per request it was 6% slower on 500 items: a run starts with every
         worker reserving at once, and half of them waited for a connection."""

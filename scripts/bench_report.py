@@ -193,8 +193,9 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     c = figures["ceiling"]
     tmpfs = c.get("tmpfs_ratio") is not None
     lines += ["", "## 2. Against the transport ceiling", "",
-              f"A bare aiohttp loop (cursor walk, then `GET /download/{{id}}` and the signed URL per item, the body "
-              f"read and dropped: no disk, no hashing, no manifest) against the full mirror, {c['items']:,} items, "
+              f"A bare aiohttp loop (cursor walk, then `GET /download/{{id}}` and the signed URL per item over one "
+              f"connection pool, as the mirror's, the body read and dropped: no disk, no hashing, no manifest) "
+              f"against the full mirror, {c['items']:,} items, "
               f"concurrency {c['concurrency']} for both, in alternating order, {len(c['runs'])} round(s); "
               "ratios are medians over the rounds."
               + (" The tmpfs columns are the same mirror with DEST on /dev/shm: the engine without the disk."

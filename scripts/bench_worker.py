@@ -5,7 +5,8 @@ peak RSS from ``os.wait4``; the worker adds what only it can see (wall and CPU t
 part, without interpreter start-up and imports) and writes one JSON object to ``--out``.
 
     bare    the transport ceiling: a cursor walk feeding C workers that each do GET /download/{id}
-            then GET the signed URL and read the body; no disk, no hashing, no manifest
+            then GET the signed URL and read the body, over one connection pool; no disk, no
+            hashing, no manifest
     sdk     the official SDK: ``iter_items`` then ``download_selection`` into a folder
     mirror  ``margen-mirror sync ... --json``: the CLI's own ``main`` in this process
 
@@ -41,9 +42,11 @@ async def _bare(url: str, key: str, concurrency: int, page_size: int) -> dict:
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
     totals = {"items": 0, "bytes": 0, "api_calls": 0, "errors": 0}
     api = f"{url}/api/v1/data"
-    connector = aiohttp.TCPConnector(limit=2 * concurrency + 4)
-    async with aiohttp.ClientSession(connector=connector) as api_session, \
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 4)) as storage:
+    # One pool for both requests of an item, as the mirror has: a worker's fetch reuses the
+    # connection its /download released instead of opening one more.
+    pool = aiohttp.TCPConnector(limit=concurrency + 4)
+    async with pool, aiohttp.ClientSession(connector=pool, connector_owner=False) as api_session, \
+            aiohttp.ClientSession(connector=pool, connector_owner=False) as storage:
         async def produce() -> None:
             cursor = ""
             while True:

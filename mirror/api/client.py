@@ -60,6 +60,18 @@ class MargenClient:
             await self._session.close()
             self._session = None
 
+    @property
+    def pool(self) -> aiohttp.BaseConnector:
+        """The open session's connection pool, for the storage fetcher to share.
+
+        A connection carries no credentials (the key travels in each API request's headers), so
+        when signed URLs are on the API's own origin a fetch reuses the connection its reservation
+        just released instead of opening one more.
+        """
+        if self._session is None:
+            raise RuntimeError("use 'async with MargenClient(...)'")
+        return self._session.connector  # type: ignore[return-value]
+
     def redact(self, text: str) -> str:
         """``text`` with the key masked: for any message that may quote a server's words."""
         return self._key.redact(text)

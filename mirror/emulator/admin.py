@@ -116,7 +116,8 @@ async def counters(request: web.Request) -> web.Response:
         "api_requests_by_account": c.api_requests_by_account, "rate_limited": c.rate_limited,
         "downloads": c.downloads, "charges": c.charges, "storage_requests": c.storage_requests,
         "storage_ok": c.storage_ok, "storage_forbidden": c.storage_forbidden,
-        "auth_header_refusals": c.auth_header_refusals, "faults": dict(state.faults.counts),
+        "auth_header_refusals": c.auth_header_refusals, "connections": c.connections,
+        "faults": dict(state.faults.counts),
     })
 
 

@@ -28,19 +28,24 @@ SHUTDOWN_GRACE = 0.5  # seconds in-flight requests get at stop (slow faults woul
 
 
 @web.middleware
-async def _latency(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                   ) -> web.StreamResponse:
-    """The ``latency_ms`` fault: every API and storage request waits before it is handled."""
-    faults = request.app[STATE_KEY].faults
+async def _every_request(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    """For every API and storage request: count the connection it came on, then apply the
+    ``latency_ms`` fault (the request waits before it is handled)."""
+    if request.path.startswith("/_admin"):
+        return await handler(request)
+    state = request.app[STATE_KEY]
+    state.count_connection(request.transport)
+    faults = state.faults
     ms = faults.settings.latency_ms
-    if ms > 0 and not request.path.startswith("/_admin"):
+    if ms > 0:
         faults.count("latency_ms")
         await asyncio.sleep(ms / 1000)
     return await handler(request)
 
 
 def build_app(state: EmulatorState) -> web.Application:
-    app = web.Application(middlewares=[_latency], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_every_request], client_max_size=1024 * 1024)
     app[STATE_KEY] = state
     app[RELEASE_KEY] = ReleaseBuilder(state)
     add_api_routes(app, release_handler)

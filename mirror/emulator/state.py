@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class Counters:
     storage_ok: int = 0
     storage_forbidden: int = 0
     auth_header_refusals: int = 0
+    connections: int = 0        # TCP connections that carried an API or storage request since the reset
 
 
 class EmulatorState:
@@ -65,6 +67,7 @@ class EmulatorState:
         self.faults = Faults(config.seed, FaultSettings(
             api_500=config.fail_rate, latency_ms=config.latency_ms, url_ttl=config.url_ttl))
         self.counters = Counters()
+        self._seen_connections: weakref.WeakSet[object] = weakref.WeakSet()
         sizes = {FACES: config.items, PASSPORT: BENCHMARKS[PASSPORT].default_items}
         self.corpora = {bid: Corpus(BENCHMARKS[bid], config.seed, sizes[bid], self.ledger.appends(bid))
                         for bid in BENCHMARKS}
@@ -79,8 +82,15 @@ class EmulatorState:
                 return corpus, index
         return None
 
+    def count_connection(self, transport: object) -> None:
+        """Count a connection (its asyncio transport) the first time it carries a request."""
+        if transport is not None and transport not in self._seen_connections:
+            self._seen_connections.add(transport)
+            self.counters.connections += 1
+
     def reset_counters(self) -> None:
         self.counters = Counters()
+        self._seen_connections.clear()
         self.faults.counts.clear()
 
     def close(self) -> None:

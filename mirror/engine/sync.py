@@ -132,7 +132,7 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
         # An interrupted sync's reservation whose answer never came may not have reached the server:
         # finishing it could buy it, so it is left pending for the next sync.
         answered = {item_id for item_id, entry in journal.pending.items() if entry.charged is not None}
-        async with Fetcher(layout, limits, timeouts, retries) as fetcher:
+        async with Fetcher(layout, limits, timeouts, retries, pool=client.pool) as fetcher:
             pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                                 reserver=reserver, report=report, concurrency=limits.concurrency,
                                 pending_only=answered | owned.keys())
@@ -188,7 +188,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
         on_total(found.total_matching - len(index) if found is not None and not start else None)
     budget = Budget(job.max_credits)
     reserver = Reserver(client, journal, budget)
-    async with Fetcher(layout, job.limits, timeouts, retries) as fetcher:
+    async with Fetcher(layout, job.limits, timeouts, retries, pool=client.pool) as fetcher:
         pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                             reserver=reserver, report=report, concurrency=job.limits.concurrency,
                             progress=progress)

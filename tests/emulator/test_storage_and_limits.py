@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import time
+import urllib.parse
 
 from emulator_http import Api, fetch
 from PIL import Image
@@ -70,3 +72,23 @@ def test_default_rate_limit_is_60(emulator):
     api = Api(emulator.url, emulator.admin.create_key("live"))
     statuses = [api.get("usage").status for _ in range(61)]
     assert statuses[:60] == [200] * 60 and statuses[60] == 429
+
+
+def test_connections_are_counted_once_each_and_admin_calls_not_at_all(emulator):
+    key = emulator.admin.create_key("live")
+    api = Api(emulator.url, key)
+    emulator.admin.reset_counters()
+    for _ in range(3):                       # urllib: a new connection per request
+        assert api.get("usage").status == 200
+    assert emulator.admin.counters()["connections"] == 3
+    kept = http.client.HTTPConnection(urllib.parse.urlsplit(emulator.url).netloc, timeout=10)
+    try:
+        for _ in range(3):                   # one keep-alive connection, three requests
+            kept.request("GET", "/api/v1/data/usage", headers={"Authorization": f"Bearer {key}"})
+            reply = kept.getresponse()
+            assert reply.status == 200 and reply.read()
+    finally:
+        kept.close()
+    assert emulator.admin.counters()["connections"] == 4
+    emulator.admin.reset_counters()
+    assert emulator.admin.counters()["connections"] == 0

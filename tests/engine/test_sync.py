@@ -127,3 +127,15 @@ async def test_first_page_rides_with_catalog_and_is_dropped_when_catalog_renames
         assert report.status == "complete" and report.mirrored == len(clean)
         assert set(mirror.open_manifest(dest).to_table(columns=["id"]).column("id").to_pylist()) == clean
     assert emulator.admin.ledger(account.name)["charge_count"] == len(clean)   # the second copy was free
+
+
+async def test_fetches_reuse_the_connections_reservations_release(emulator, account, tmp_path):
+    """Signed URLs here are on the API's origin: a worker's fetch reuses the connection its
+    reservation just released (one shared pool), so a run opens about one connection per worker,
+    not two. The storage requests still carry no key (the emulator counts any that do)."""
+    emulator.admin.set_faults(latency_ms=10)          # every worker is in flight at once
+    report = await do_sync(emulator, account, tmp_path / "m", concurrency=8)
+    counters = emulator.admin.counters()
+    assert report.status == "complete" and report.mirrored == counters["storage_ok"] >= 100
+    assert 8 <= counters["connections"] <= 8 + 4, counters["connections"]
+    assert counters["auth_header_refusals"] == 0
