@@ -20,7 +20,7 @@ from aiohttp import web
 from mirror.emulator.admin import AdminClient, add_admin_routes
 from mirror.emulator.release import ReleaseBuilder, release_handler
 from mirror.emulator.routes import STATE_KEY, add_api_routes
-from mirror.emulator.runner import LoopThread, serve_until_signal
+from mirror.emulator.runner import LISTEN_BACKLOG, LoopThread, serve_until_signal
 from mirror.emulator.state import EmulatorConfig, EmulatorState
 from mirror.emulator.storage import RELEASE_KEY, STORAGE_PREFIX, storage
 
@@ -59,7 +59,7 @@ async def _start(config: EmulatorConfig, data_dir: Path, port: int) -> tuple[web
     state = EmulatorState(config, data_dir)
     runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, port, reuse_address=True)
+    site = web.TCPSite(runner, config.host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except BaseException:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from emulator_http import Api, fetch
 
 from mirror.emulator import EmulatorConfig, start_emulator_thread
@@ -86,5 +89,41 @@ def test_cli_prints_ready_quickly_and_stops_on_sigterm(tmp_path):
         assert api.ok("catalog")["total"] == 10_000
         assert Api(url, "mgn_test_demo").ok("usage")["tier"] == "test"
     finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_a_burst_of_connections_is_queued_not_dropped(tmp_path):
+    """A client opening 300 connections at once (``--concurrency 296``) must not lose SYNs to a
+    short listen backlog: each would cost it a 1 s retransmit. The emulator is frozen (SIGSTOP), so
+    only the kernel's queue can complete the handshakes."""
+    somaxconn = Path("/proc/sys/net/core/somaxconn")
+    if not somaxconn.exists() or int(somaxconn.read_text()) < 300:
+        pytest.skip("this kernel caps every listen backlog below 300 (net.core.somaxconn)")
+    code = "from mirror.emulator import main; raise SystemExit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--items", "100",
+                             "--data-dir", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    socks: list[socket.socket] = []
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("READY http://127.0.0.1:"), line + proc.stderr.read()
+        port = int(line.rsplit(":", 1)[1])
+        proc.send_signal(signal.SIGSTOP)
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            socks.append(sock)
+        pending, deadline = set(socks), time.monotonic() + 0.8
+        while pending and time.monotonic() < deadline:
+            _, writable, _ = select.select([], list(pending), [], 0.1)
+            pending -= {s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0}
+        assert not pending, f"{len(pending)} of 300 connections were not accepted into the queue"
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.send_signal(signal.SIGCONT)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

@@ -17,7 +17,7 @@ from aiohttp import web
 from mirror.emulator.detectors import deepfake_detection, synthetiq
 from mirror.emulator.detectors.admin import AdminClient
 from mirror.emulator.detectors.uploads import SERVICES, DetectorEmulatorConfig
-from mirror.emulator.runner import LoopThread, serve_until_signal
+from mirror.emulator.runner import LISTEN_BACKLOG, LoopThread, serve_until_signal
 
 SHUTDOWN_GRACE = 0.5
 
@@ -35,7 +35,7 @@ async def _start(config: DetectorEmulatorConfig) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port, reuse_address=True).start()
+        await web.TCPSite(runner, config.host, config.port, reuse_address=True, backlog=LISTEN_BACKLOG).start()
     except BaseException:
         await runner.cleanup()
         raise
