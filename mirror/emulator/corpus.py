@@ -141,6 +141,7 @@ class Corpus:
         self.taken: list[tuple[int, int]] = []  # (lineage index, items taken), in order
         self.release_sizes: list[int] = []
         self._id_cache: dict[int, str] = {}
+        self._index_cache: dict[str, int] = {}     # the reverse: ids already issued, decoded by a lookup
         self._base_cache: dict[int, str] = {}
         self._ident_cache: dict[int, str] = {}
         nv = len(bench.variants)
@@ -221,10 +222,18 @@ class Corpus:
             h = block.hex()
             cached = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{tag[:4]}-{tag[4:]}"
             self._id_cache[index] = cached
+            self._index_cache[cached] = index
         return cached
 
     def index_of(self, item_id: str) -> int | None:
-        """Decode an item id back to its index; None when it is not an item of this corpus."""
+        """Decode an item id back to its index; None when it is not an item of this corpus.
+
+        An id this corpus has issued is found by lookup: decoding (a tag check and four keyed hash
+        rounds) was ~7% of the emulator's CPU on a mirror run, one /download and one storage fetch
+        per item."""
+        known = self._index_cache.get(item_id)
+        if known is not None:
+            return known if known < self.n else None
         raw = item_id.replace("-", "")
         if len(raw) != 32 or len(item_id) != 36:
             return None
