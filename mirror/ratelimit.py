@@ -18,6 +18,11 @@ configured, or the server is shedding load):
   real limit, and the rate settles just under that instead of being cut again. One lockout cuts
   the estimate by at most 4x, and 429s that arrive while pauses held us back are read as load
   shedding, not as a limit, so spurious bursts cannot talk the limiter down to a crawl;
+- a full window has room again when its oldest success leaves it, which the limiter knows: from
+  the lockout on, a pause ends then (plus a little jitter) if the doubled back-off would run past
+  it. Told twice the limit, the back-off has doubled to 16-48 s by then: 32 simulated callers sat
+  idle 12.6 s after their window reopened. This shortcut is taken once per streak: a 429 after it
+  means someone else fills the window, and the back-off goes on doubling;
 - successes climb back quickly to just under the estimated limit, then probe past it by about
   5 % a minute, so a limiter told too high a limit converges in one episode and rarely meets it
   again, and one hit by a passing burst of 429s recovers within seconds.
@@ -57,6 +62,8 @@ class RateLimiter:
         self._streak = 0                 # consecutive 429s, drives the back-off
         self._let_through = 0            # successes in the minute before the current streak began
         self._paced = 0.0                # how many our pacing allowed in that time
+        self._window_full = False        # this streak's lockout was our own successes filling the window
+        self._reopen_waited = False      # a pause of this streak already ended when the window reopened
         self._first_success: float | None = None
         self._next = 0.0                 # earliest time the next slot may start
         self._paused_until = 0.0         # the end of the current 429 pause
@@ -88,6 +95,7 @@ class RateLimiter:
         self._successes.append(now)
         self._forget_before(now - _WINDOW_S)
         self._streak = 0
+        self._window_full = self._reopen_waited = False
         settled = _SETTLE * self.limit
         if self.rate < settled:
             self.rate += max(0.1 * (settled - self.rate), _PROBE)      # back quickly to just under the limit
@@ -115,11 +123,24 @@ class RateLimiter:
             # its count. (Had we been held back by pauses, the 429s would be load shedding instead.)
             self.limit = max(float(self._let_through), self.limit / _MAX_CUT)
             self.rate = max(_MIN_PER_MINUTE, min(self.rate, _SETTLE * self.limit))
+            self._window_full = True
         base = min(_MAX_BACKOFF_S, self._backoff * 2 ** min(self._streak, 8))
         pause = base * (0.5 + self._rng.random())   # jitter: callers sharing a key do not re-sync
+        if self._window_full and not self._reopen_waited:
+            reopens = self._window_reopens_in(now)
+            if reopens is not None and reopens < pause:
+                pause, self._reopen_waited = reopens, True
         self._paused_until = now + pause
         self._next = max(self._next, self._paused_until)
         return pause
+
+    def _window_reopens_in(self, now: float) -> float | None:
+        """Seconds until the oldest success of the last minute leaves the server's window, plus a
+        little jitter; None when none is left in it (then it is not our successes that fill it)."""
+        self._forget_before(now - _WINDOW_S)
+        if not self._successes:
+            return None
+        return self._successes[0] + _WINDOW_S - now + self._backoff * self._rng.random()
 
     def _forget_before(self, horizon: float) -> None:
         while self._successes and self._successes[0] < horizon:

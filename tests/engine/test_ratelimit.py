@@ -150,6 +150,31 @@ def test_told_twice_the_limit_it_converges_in_one_episode(monkeypatch):
     assert elapsed <= (3000 / 600) * 60 * 1.1, "within 10 % of the best possible time"
 
 
+def test_told_twice_the_limit_it_resumes_when_the_window_reopens(monkeypatch):
+    """The server's window fills ~30 s in and has room again 60 s after the first success. The
+    limiter knows that moment, so the key must not sit idle long past it waiting out a back-off
+    that has doubled to 16-48 s by then."""
+    server = WindowServer(600)
+    accepted: list[float] = []
+    allow = server.allow
+
+    def recording(now: float) -> bool:
+        ok = allow(now)
+        if ok:
+            accepted.append(now)
+        return ok
+
+    server.allow = recording
+    elapsed, limiter = simulate_callers(monkeypatch, told=1200, server=server, successes=1500, callers=32)
+    assert limiter.throttled >= 5, "the window filled and the lockout happened"
+    reopened = accepted[0] + 60.0
+    assert all(not reopened - 29 < t < reopened for t in accepted), "nothing got through a full window"
+    resumed = min(t for t in accepted if t >= reopened)
+    assert resumed <= reopened + 1.0, f"idle {resumed - reopened:.1f} s after the window reopened"
+    late = [t for t in accepted if t >= resumed]
+    assert len(late) / ((elapsed - resumed) / 60) >= 0.9 * 600, "and then it ran at the settled rate"
+
+
 def test_told_ten_times_the_limit_still_converges(monkeypatch):
     server = WindowServer(300)
     elapsed, limiter = simulate(monkeypatch, told=3000, server=server, successes=1500)
