@@ -72,13 +72,17 @@ def test_admin_counters_and_ledger_shapes(emulator):
     assert emulator.admin.set_balance("acct_c", 50) == 50 and emulator.admin.add_credits("acct_c", 5) == 55
 
 
-def test_cli_prints_ready_quickly_and_stops_on_sigterm(tmp_path):
+def _emulator_process(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """The ``emulator`` CLI in a process of its own, on a free port."""
     code = "from mirror.emulator import main; raise SystemExit(main())"
-    start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--items", "10000", "--admin",
-                             "--data-dir", str(tmp_path / "d")],
+    return subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--data-dir", str(tmp_path / "d"), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_cli_prints_ready_quickly_and_stops_on_sigterm(tmp_path):
+    start = time.monotonic()
+    proc = _emulator_process(tmp_path, "--items", "10000", "--admin")
     try:
         line = proc.stdout.readline().strip()
         elapsed = time.monotonic() - start
@@ -100,11 +104,7 @@ def test_a_burst_of_connections_is_queued_not_dropped(tmp_path):
     somaxconn = Path("/proc/sys/net/core/somaxconn")
     if not somaxconn.exists() or int(somaxconn.read_text()) < 300:
         pytest.skip("this kernel caps every listen backlog below 300 (net.core.somaxconn)")
-    code = "from mirror.emulator import main; raise SystemExit(main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--items", "100",
-                             "--data-dir", str(tmp_path / "d")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = _emulator_process(tmp_path, "--items", "100")
     socks: list[socket.socket] = []
     try:
         line = proc.stdout.readline().strip()
