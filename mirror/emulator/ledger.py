@@ -5,6 +5,13 @@ inspect it.  All calls are synchronous and short and are made from the server's 
 thread, so two requests can never interleave inside one transaction; ``BEGIN IMMEDIATE``
 additionally guards against a second process on the same file.  Ownership is keyed by
 (account, tier) so it survives key rotation, exactly like the real API's per-account rule.
+
+Durability is that of a process crash, not of a power cut (``synchronous=OFF``): every commit is
+in the OS page cache before its response is sent, so a killed or restarted emulator (the chaos
+suite does both) loses nothing, but SQLite does not fsync at its WAL checkpoints. Those fsyncs
+cost ~110 us of a ~190 us /download on this project's VM disks, on the emulator's single event
+loop, which the client under test shares two cores with: a 500-item sync at 20 ms per request
+took 0.55 s against it and 0.47 s without them.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ class Ledger:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=OFF")      # see the module docstring
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._keys: dict[str, KeyRecord | None] = {}
