@@ -1,9 +1,10 @@
 """The money: accounts, keys, ownership, charges and idempotency records in SQLite.
 
 One file (``data_dir/ledger.sqlite3``, WAL) so a restart keeps everything and a test can
-inspect it.  All calls are synchronous and short and are made from the server's event-loop
-thread, so two requests can never interleave inside one transaction; ``BEGIN IMMEDIATE``
-additionally guards against a second process on the same file.  Ownership is keyed by
+inspect it.  Every transaction runs synchronously on the server's event-loop thread, so two
+requests can never interleave inside one (``download`` group-commits the requests of one loop
+turn, but decides them one after another); ``BEGIN IMMEDIATE`` additionally guards against a
+second process on the same file.  Ownership is keyed by
 (account, tier) so it survives key rotation, exactly like the real API's per-account rule.
 
 Durability is that of a process crash, not of a power cut (``synchronous=OFF``): every commit is
@@ -16,6 +17,8 @@ took 0.55 s against it and 0.47 s without them.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
 import time
@@ -61,7 +64,7 @@ class KeyRecord:
 class DownloadOutcome:
     """What the download transaction decided; ``body`` is the exact JSON bytes to send."""
 
-    status: str  # "ok" | "replay" | "idempotency_conflict" | "insufficient" | "aborted"
+    status: str  # "ok" | "replay" | "idempotency_conflict" | "insufficient"
     body: bytes = b""
     charged: bool = False
 
@@ -75,6 +78,8 @@ class Ledger:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._keys: dict[str, KeyRecord | None] = {}
+        self._downloads: list[tuple[Callable[[sqlite3.Connection], DownloadOutcome],
+                                    asyncio.Future[DownloadOutcome]]] = []
 
     def close(self) -> None:
         self._db.close()
@@ -146,44 +151,84 @@ class Ledger:
                                 (account, tier, benchmark))
         return [r[0] for r in rows]
 
-    def download(self, *, account: str, tier: str, benchmark: str, item_index: int, item_id: str,
-                 idem_key: str | None, make_body: Callable[[bool, bool, int | None], bytes]) -> DownloadOutcome:
-        """The sign-then-debit transaction of one /download.
+    async def download(self, *, account: str, tier: str, benchmark: str, item_index: int, item_id: str,
+                       idem_key: str | None, make_body: Callable[[bool, bool, int | None], bytes]) -> DownloadOutcome:
+        """The sign-then-debit transaction of one /download, group-committed.
 
-        Within one IMMEDIATE transaction: replay or reject by Idempotency-Key, decide the
-        charge, reserve the credit (the balance check), call ``make_body`` (which signs the
-        URL), then debit, record ownership + the charge event + the idempotency record and
-        commit.  If ``make_body`` raises, everything rolls back: nothing is charged.
+        Every /download that reaches the ledger in one turn of the event loop (128 workers'
+        requests wake from the latency fault together) shares one transaction: one commit instead
+        of one per request, ~40 us instead of ~80 us each. Each request is its own savepoint
+        inside it, decided in arrival order, so concurrent duplicates and Idempotency-Keys
+        resolve exactly as one at a time would; and no response is sent before the commit that
+        holds its debit.
         """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[DownloadOutcome] = loop.create_future()
+        decide = functools.partial(self._download_one, account=account, tier=tier, benchmark=benchmark,
+                                   item_index=item_index, item_id=item_id, idem_key=idem_key, make_body=make_body)
+        self._downloads.append((decide, future))
+        if len(self._downloads) == 1:
+            loop.call_soon(self._commit_downloads)
+        return await future
+
+    def _commit_downloads(self) -> None:
+        batch, self._downloads = self._downloads, []
+        batch = [(decide, future) for decide, future in batch if not future.cancelled()]
+        outcomes: list[DownloadOutcome | Exception] = []
+        try:
+            with self._tx() as db:
+                for decide, _ in batch:
+                    db.execute("SAVEPOINT one_download")
+                    try:
+                        outcomes.append(decide(db))
+                    except Exception as exc:      # that request's alone: its savepoint rolls back
+                        db.execute("ROLLBACK TO one_download")
+                        outcomes.append(exc)
+                    db.execute("RELEASE one_download")
+        except Exception as exc:                  # the commit itself failed: nothing of the batch holds
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            outcomes = [exc] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.cancelled():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    def _download_one(self, db: sqlite3.Connection, *, account: str, tier: str, benchmark: str, item_index: int,
+                      item_id: str, idem_key: str | None,
+                      make_body: Callable[[bool, bool, int | None], bytes]) -> DownloadOutcome:
+        """Replay or reject by Idempotency-Key, decide the charge, reserve the credit (the balance
+        check), call ``make_body`` (which signs the URL), then debit and record ownership, the
+        charge event and the idempotency record. If ``make_body`` raises, nothing is charged."""
         now = time.time()
-        with self._tx() as db:
-            if idem_key is not None:
-                row = db.execute("SELECT item_id, body, at FROM idempotency WHERE account=? AND idem_key=?",
-                                 (account, idem_key)).fetchone()
-                if row is not None and now - row[2] < IDEMPOTENCY_TTL:
-                    if row[0] != item_id:
-                        return DownloadOutcome("idempotency_conflict")
-                    return DownloadOutcome("replay", bytes(row[1]))
-            owned = db.execute("SELECT 1 FROM owned WHERE account=? AND tier=? AND item_id=?",
-                               (account, tier, item_id)).fetchone() is not None
-            charge = tier == "live" and not owned
-            balance: int | None = None
-            if tier == "live":
-                balance = db.execute("SELECT balance FROM accounts WHERE account=?", (account,)).fetchone()
-                balance = balance[0] if balance else 0
-                if charge and balance < 1:
-                    return DownloadOutcome("insufficient")
-            body = make_body(charge, owned, None if balance is None else balance - int(charge))
-            if charge:
-                db.execute("UPDATE accounts SET balance=balance-1 WHERE account=?", (account,))
-                db.execute("INSERT INTO charges (account, tier, benchmark, item_id, via, at) VALUES (?,?,?,?,?,?)",
-                           (account, tier, benchmark, item_id, "download", now))
-            if not owned:
-                db.execute("INSERT INTO owned VALUES (?,?,?,?,?,?)",
-                           (account, tier, benchmark, item_index, item_id, now))
-            if idem_key is not None:
-                db.execute("INSERT OR REPLACE INTO idempotency VALUES (?,?,?,?,?)",
-                           (account, idem_key, item_id, body, now))
+        if idem_key is not None:
+            row = db.execute("SELECT item_id, body, at FROM idempotency WHERE account=? AND idem_key=?",
+                             (account, idem_key)).fetchone()
+            if row is not None and now - row[2] < IDEMPOTENCY_TTL:
+                if row[0] != item_id:
+                    return DownloadOutcome("idempotency_conflict")
+                return DownloadOutcome("replay", bytes(row[1]))
+        owned = db.execute("SELECT 1 FROM owned WHERE account=? AND tier=? AND item_id=?",
+                           (account, tier, item_id)).fetchone() is not None
+        charge = tier == "live" and not owned
+        balance: int | None = None
+        if tier == "live":
+            balance = db.execute("SELECT balance FROM accounts WHERE account=?", (account,)).fetchone()
+            balance = balance[0] if balance else 0
+            if charge and balance < 1:
+                return DownloadOutcome("insufficient")
+        body = make_body(charge, owned, None if balance is None else balance - int(charge))
+        if charge:
+            db.execute("UPDATE accounts SET balance=balance-1 WHERE account=?", (account,))
+            db.execute("INSERT INTO charges (account, tier, benchmark, item_id, via, at) VALUES (?,?,?,?,?,?)",
+                       (account, tier, benchmark, item_id, "download", now))
+        if not owned:
+            db.execute("INSERT INTO owned VALUES (?,?,?,?,?,?)", (account, tier, benchmark, item_index, item_id, now))
+        if idem_key is not None:
+            db.execute("INSERT OR REPLACE INTO idempotency VALUES (?,?,?,?,?)", (account, idem_key, item_id, body, now))
         return DownloadOutcome("ok", body, charge)
 
     def buy_release(self, *, account: str, tier: str, benchmark: str,
