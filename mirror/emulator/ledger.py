@@ -4,8 +4,8 @@ One file (``data_dir/ledger.sqlite3``, WAL) so a restart keeps everything and a 
 inspect it.  Every transaction runs synchronously on the server's event-loop thread, so two
 requests can never interleave inside one (``download`` group-commits the requests of one loop
 turn, but decides them one after another); ``BEGIN IMMEDIATE`` additionally guards against a
-second process on the same file.  Ownership is keyed by
-(account, tier) so it survives key rotation, exactly like the real API's per-account rule.
+second process on the same file.  Ownership is keyed by (account, tier) so it survives key
+rotation, exactly like the real API's per-account rule.
 
 Durability is that of a process crash, not of a power cut (``synchronous=OFF``): every commit is
 in the OS page cache before its response is sent, so a killed or restarted emulator (the chaos
@@ -155,12 +155,12 @@ class Ledger:
                        idem_key: str | None, make_body: Callable[[bool, bool, int | None], bytes]) -> DownloadOutcome:
         """The sign-then-debit transaction of one /download, group-committed.
 
-        Every /download that reaches the ledger in one turn of the event loop (128 workers'
-        requests wake from the latency fault together) shares one transaction: one commit instead
-        of one per request, ~40 us instead of ~80 us each. Each request is its own savepoint
-        inside it, decided in arrival order, so concurrent duplicates and Idempotency-Keys
-        resolve exactly as one at a time would; and no response is sent before the commit that
-        holds its debit.
+        Every /download that reaches the ledger in one turn of the event loop shares one
+        transaction (8 on average in a 500-item sync at 20 ms per request): one commit instead of
+        one per request, ~40 us instead of ~80 us each in batches of 16. Each request is its own
+        savepoint inside it, decided in arrival order, so concurrent duplicates and
+        Idempotency-Keys resolve exactly as one at a time would; and no response is sent before
+        the commit that holds its debit.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[DownloadOutcome] = loop.create_future()

@@ -160,7 +160,7 @@ async def download(request: web.Request, ctx: Ctx) -> web.Response:
                            "charged": charged, "already_owned": already_owned}).encode()
 
     outcome = await state.ledger.download(account=key.account, tier=key.tier, benchmark=corpus.bench.id,
-                                    item_index=index, item_id=item_id, idem_key=idem_key, make_body=make_body)
+                                          item_index=index, item_id=item_id, idem_key=idem_key, make_body=make_body)
     if outcome.status == "idempotency_conflict":
         raise invalid_param("Idempotency-Key", "This Idempotency-Key was already used for a different item.")
     if outcome.status == "insufficient":
