@@ -219,6 +219,28 @@ def compile_bytecode() -> None:
     compileall.compile_dir(HERE.parent / "mirror", quiet=1)
 
 
+def cpu_probe() -> float:
+    """Milliseconds one fixed pure-Python workload takes here and now (median of 5 tries).
+
+    This shared box's speed moves by up to 2x within minutes (the same 500-item sync used 0.40 s and
+    0.96 s of CPU in consecutive runs), and the targets that compare a CPU-bound client with a
+    latency-bound one (the SDK at 20 ms) move with it. The probe, taken before every section, says
+    how fast the machine was when each figure was measured. The workload is the kind of work the
+    clients do: JSON in and out of an item-like object, and string and dict handling.
+    """
+    item = {"object": "attack_data_item", "id": "0123abcd-0123-4567-89ab-cdef01234567", "kind": "fake",
+            "skin_tone": "dark", "gender": "female", "generator": "diffusion-v1", "perturbation": "jpeg_q70",
+            "base_id": "img_0123abcd", "source_real_id": "real_000123", "attributes": {}}
+    tries = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for n in range(2000):
+            back = json.loads(json.dumps({**item, "n": n}))
+            "-".join(f"{k}={v}" for k, v in back.items() if isinstance(v, str))
+        tries.append(1000 * (time.perf_counter() - start))
+    return statistics.median(tries)
+
+
 def ips(items: int, seconds: float) -> float:
     return items / seconds if seconds > 0 else 0.0
 
@@ -451,12 +473,17 @@ def main() -> int:
     figures: dict = {"mode": "quick" if a.quick else "full", "date": bench_report.now_iso(),
                      "machine": bench_report.machine(), "sizes": sizes}
     c = figures["concurrency"] = a.concurrency or Limits().concurrency
+    probes = figures["cpu_probe_ms"] = {}
     compile_bytecode()
     try:
         figures["disk_settle_s"] = discard.settle() if not a.quick else 0.0
+        probes["§1 at 0 ms"] = cpu_probe()
         figures["sdk_0ms"] = bench_sdk(data, work, sizes["sdk_0ms"], 0, c, 5, sizes["sdk_mirror_runs"])
+        probes["§1 at 20 ms"] = cpu_probe()
         figures["sdk_20ms"] = bench_sdk(data, work, sizes["sdk_20ms"], 20, c, 50, sizes["sdk_mirror_runs"])
+        probes["§2"] = cpu_probe()
         figures["ceiling"] = bench_ceiling(data, work, sizes["ceiling"], c, sizes["pairs"])
+        probes["§3"] = cpu_probe()
         limit = sizes["rate_limit"]
         figures["rate"] = bench_rate(data, work, sizes["rate_items"], limit, limit, "told the right limit", c)
         if sizes["converge_items"]:
@@ -466,7 +493,9 @@ def main() -> int:
             figures["converge"] = {"case": "told 2x the limit", "limit": limit, "told": 2 * limit,
                                    "skipped": "not run in --quick: the server's window is a rolling 60 s, so any "
                                               "over-limit case lasts more than a minute."}
+        probes["§4-5"] = cpu_probe()
         figures["scale"], figures["noop"] = bench_scale(data, work, sizes["scale"], sizes["noop"], c)
+        probes["end"] = cpu_probe()
         if a.scale_max and not a.quick:
             figures["scale"]["note"] = (f"Sizes above {a.scale_max:,} were left out (--scale-max), so this is not "
                                         "the 200,000-item case the issue asks for.")

@@ -20,6 +20,7 @@ from typing import Any
 
 FIGURES_START = "<!-- figures:"
 MOVED = 0.05            # a figure moved when it changed by more than 5 % (these machines are noisy)
+MACHINE_MOVED = 0.2     # the same bare-loop work costing this much more or less CPU: another machine, in effect
 HISTORY_HEADER = "## History"
 
 # (figure key, label, lower is better) tracked in the history
@@ -105,12 +106,26 @@ def read_previous(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
         return None, history
 
 
+def bare_cpu_ms(figures: dict[str, Any]) -> float | None:
+    """The bare loop's CPU ms per image, median over the ceiling rounds: the same work in every run,
+    so the best figure there is of how fast the machine itself was."""
+    values = [r.get("bare_cpu_ms") for r in get(figures, "ceiling.runs") or []]
+    values = sorted(v for v in values if isinstance(v, int | float))
+    return values[len(values) // 2] if values else None
+
+
 def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note: str) -> list[str]:
     stamp = f"{figures['date'][:10]} `{figures['machine']['commit']}`"
     why = note or "no --note given"
     if previous is None or previous.get("mode") != "full":
         return [f"- {stamp} {why}: first full run, the baseline for every figure above"]
-    lines = []
+    lines: list[str] = []
+    old_cpu, new_cpu = bare_cpu_ms(previous), bare_cpu_ms(figures)
+    if old_cpu and new_cpu and abs(new_cpu - old_cpu) > MACHINE_MOVED * old_cpu:
+        lines.append(f"- {stamp} the machine: the bare loop's CPU per image (the same work in both runs) "
+                     f"{fmt(old_cpu)} → {fmt(new_cpu)} ms, {new_cpu / old_cpu:.2f}x; absolute and CPU-bound "
+                     "figures below moved with the machine, not only with the code")
+    moved: list[str] = []
     for key, label, lower_better in TRACKED:
         old, new = get(previous, key), get(figures, key)
         if not isinstance(old, int | float) or not isinstance(new, int | float) or old == new:
@@ -118,8 +133,8 @@ def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note
         if abs(new - old) <= MOVED * max(abs(old), 1e-9):
             continue
         better = (new < old) == lower_better
-        lines.append(f"- {stamp} {why}: {label} {fmt(old)} → {fmt(new)} ({'better' if better else 'worse'})")
-    return lines or [f"- {stamp} {why}: no tracked figure moved by more than {MOVED:.0%}"]
+        moved.append(f"- {stamp} {why}: {label} {fmt(old)} → {fmt(new)} ({'better' if better else 'worse'})")
+    return lines + (moved or [f"- {stamp} {why}: no tracked figure moved by more than {MOVED:.0%}"])
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -149,6 +164,16 @@ def _met(value: Any, target: float, *, at_most: bool = False) -> str:
     return "yes" if ok else "**no**"
 
 
+def probe_line(probes: dict[str, float] | None) -> list[str]:
+    """The machine's speed before each section (a fixed pure-Python workload, ``bench.cpu_probe``)."""
+    if not probes:
+        return []
+    spread = max(probes.values()) / min(probes.values())
+    return ["- CPU probe, ms for one fixed pure-Python workload before each section (lower is a faster machine; "
+            f"{spread:.2f}x between the slowest and the fastest moment of this run): "
+            + " · ".join(f"{where} {fmt(ms)}" for where, ms in probes.items())]
+
+
 def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     m, mode = figures["machine"], figures["mode"]
     v = m["versions"]
@@ -161,6 +186,7 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
         f"- date: {figures['date']} · mode: **{mode}** · commit `{m['commit']}` · run took {fmt(figures['total_s'])} s",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['os']}; load average at start "
         f"{m['load_start']}, at end {fmt(figures.get('load_end'))}",
+        *probe_line(figures.get("cpu_probe_ms")),
         f"- versions: Python {m['python']}, margen-mirror {v['margen-mirror']}, official SDK margen {v['margen']}, "
         f"aiohttp {v['aiohttp']}, pyarrow {v['pyarrow']}, anyio {v['anyio']}",
         f"- reproduce: `{command}`",

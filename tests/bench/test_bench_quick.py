@@ -69,6 +69,11 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
         for part in parts:
             assert part in _WORDS or _NUMBER.match(part), (column, cell)
     assert "(target ≥ 0.8:" in text and "achieved ≥ 0.98 × limit" in text
+    probes = figures["cpu_probe_ms"]
+    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "end"}
+    assert all(isinstance(ms, float) and ms > 0 for ms in probes.values())
+    probe_line = next(line for line in text.splitlines() if line.startswith("- CPU probe"))
+    assert all(f"{where} " in probe_line for where in probes)
 
 
 def test_history_has_one_line_per_moved_figure() -> None:
@@ -83,3 +88,21 @@ def test_history_has_one_line_per_moved_figure() -> None:
     assert "no tracked figure moved" in bench_report.history_lines(new, new, "again")[0]
     assert "baseline" in bench_report.history_lines(None, new, "first")[0]
     assert "baseline" in bench_report.history_lines({**old, "mode": "quick"}, new, "after quick")[0]
+
+
+def test_history_says_when_the_machine_itself_moved() -> None:
+    def run(commit: str, bare_cpu: list[float], ratio: float) -> dict:
+        return {"mode": "full", "date": "2026-01-02T00:00:00+00:00", "machine": {"commit": commit},
+                "ceiling": {"ratio": ratio, "runs": [{"bare_cpu_ms": ms} for ms in bare_cpu]}}
+
+    old = run("abc1234", [0.27, 0.26, 0.28], 0.875)
+    slower = run("def5678", [0.35, 0.57, 0.69], 0.769)
+    lines = bench_report.history_lines(old, slower, "emulator change")
+    assert lines[0] == ("- 2026-01-02 `def5678` the machine: the bare loop's CPU per image (the same work in both "
+                        "runs) 0.270 → 0.570 ms, 2.11x; absolute and CPU-bound figures below moved with the "
+                        "machine, not only with the code")
+    assert lines[1:] == ["- 2026-01-02 `def5678` emulator change: mirror / transport ceiling 0.875 → 0.769 (worse)"]
+    same_box = run("def5678", [0.28, 0.27, 0.29], 0.769)             # within 20 %: no machine line
+    assert not any("the machine" in line for line in bench_report.history_lines(old, same_box, "x"))
+    assert bench_report.history_lines(old, run("def5678", [0.50], 0.875), "y")[1].endswith(
+        "no tracked figure moved by more than 5%")
