@@ -119,10 +119,10 @@ def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note
     why = note or "no --note given"
     if previous is None or previous.get("mode") != "full":
         return [f"- {stamp} {why}: first full run, the baseline for every figure above"]
-    lines: list[str] = []
+    machine: list[str] = []
     old_cpu, new_cpu = bare_cpu_ms(previous), bare_cpu_ms(figures)
     if old_cpu and new_cpu and abs(new_cpu - old_cpu) > MACHINE_MOVED * old_cpu:
-        lines.append(f"- {stamp} the machine: the bare loop's CPU per image (the same work in both runs) "
+        machine.append(f"- {stamp} the machine: the bare loop's CPU per image (the same work in both runs) "
                      f"{fmt(old_cpu)} → {fmt(new_cpu)} ms, {new_cpu / old_cpu:.2f}x; absolute and CPU-bound "
                      "figures below moved with the machine, not only with the code")
     moved: list[str] = []
@@ -134,7 +134,7 @@ def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note
             continue
         better = (new < old) == lower_better
         moved.append(f"- {stamp} {why}: {label} {fmt(old)} → {fmt(new)} ({'better' if better else 'worse'})")
-    return lines + (moved or [f"- {stamp} {why}: no tracked figure moved by more than {MOVED:.0%}"])
+    return machine + (moved or [f"- {stamp} {why}: no tracked figure moved by more than {MOVED:.0%}"])
 
 
 def fmt(value: Any, digits: int = 2) -> str:

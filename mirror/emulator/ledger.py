@@ -86,13 +86,15 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; whatever fails inside it or at its COMMIT leaves nothing behind."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     # -- keys and accounts ------------------------------------------------------------------
 
@@ -186,12 +188,8 @@ class Ledger:
                         outcomes.append(exc)
                     db.execute("RELEASE one_download")
         except Exception as exc:                  # the commit itself failed: nothing of the batch holds
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             outcomes = [exc] * len(batch)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.cancelled():
-                continue
+        for (_, future), outcome in zip(batch, outcomes, strict=True):    # no await since the filter above
             if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
