@@ -6,8 +6,8 @@ share the API client's connection pool (``MargenClient.pool``): a connection hol
 and where storage is on the API's origin, as on the emulator, each worker's fetch then reuses the
 connection its reservation released. Opening a loopback connection costs ~0.3 ms of client CPU, so
 a 500-item sync at 20 ms per request used ~40 ms less CPU and finished ~8% sooner.
-A body with a Content-Length up to ``SPILL_BYTES`` is read in one call and hashed by the placing
-thread, off the event loop; a bigger or unsized body is hashed as it streams and spilled to a temp
+A body with a Content-Length up to ``SPILL_BYTES`` is read in one call and hashed where it is
+placed (see ``place``); a bigger or unsized body is hashed as it streams and spilled to a temp
 file (aiofiles), so no body holds more than ``SPILL_BYTES`` of memory. Size is checked against
 Content-Length and the cap before anything is placed.
 """

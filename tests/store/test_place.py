@@ -1,0 +1,95 @@
+"""Stage 4 on its own: files land whole, on the event loop while the disk keeps up, else in batches
+on a worker thread, and one bad body never costs the others their files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mirror.engine.place import INLINE_BYTES, Body, Placer
+from mirror.errors import IntegrityError
+from mirror.store import Layout, image_relpath
+
+
+def _jpeg(seed: int, size: tuple[int, int] = (48, 32)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (seed % 256, 40, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def _relpath(i: int) -> str:
+    return image_relpath("bench", f"real_{i % 3}", f"img_{i:04d}")
+
+
+def _stored(layout: Layout) -> dict[str, bytes]:
+    return {p.relative_to(layout.dest).as_posix(): p.read_bytes() for p in layout.images.rglob("*.jpg")}
+
+
+async def _place_all(placer: Placer, bodies: dict[str, bytes]) -> dict[str, object]:
+    placing = (placer.place(rel, Body(size=len(data), data=data)) for rel, data in bodies.items())
+    results = await asyncio.gather(*placing, return_exceptions=True)
+    return dict(zip(bodies, results, strict=True))
+
+
+async def test_small_files_are_placed_on_the_loop_while_the_disk_keeps_up(tmp_path: Path) -> None:
+    layout = Layout.prepare(tmp_path / "dest")
+    placer = Placer(layout)
+    bodies = {_relpath(i): _jpeg(i) for i in range(40)}
+    threads = threading.active_count()
+    results = await _place_all(placer, bodies)
+    assert placer.on_loop, "a fast disk moved placement off the loop"
+    assert threading.active_count() == threads, "a worker thread was started for small files on a fast disk"
+    assert _stored(layout) == bodies
+    for rel, data in bodies.items():
+        stored = results[rel]
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()          # type: ignore[attr-defined]
+        assert (stored.width, stored.height, stored.bytes) == (48, 32, len(data))   # type: ignore[attr-defined]
+    assert not list(layout.tmp.iterdir()), "temp files left behind"
+
+
+async def test_a_slow_disk_moves_placement_to_a_thread_and_nothing_is_lost(tmp_path: Path) -> None:
+    layout = Layout.prepare(tmp_path / "dest")
+    placer = Placer(layout, slow_after=0.0)       # every disk is "slow": the first file flips the switch
+    first = {_relpath(0): _jpeg(0)}
+    await _place_all(placer, first)
+    assert not placer.on_loop
+    rest = {_relpath(i): _jpeg(i) for i in range(1, 60)}
+    bad = _relpath(30)
+    rest[bad] = b"\xff\xd8\xff" + b"not a jpeg"       # mid-batch: fails alone
+    results = await _place_all(placer, rest)
+    assert isinstance(results[bad], IntegrityError)
+    good = {rel: data for rel, data in {**first, **rest}.items() if rel != bad}
+    assert _stored(layout) == good, "a bad body cost another file, or a bad one was written"
+    assert all(results[rel].sha256 == hashlib.sha256(data).hexdigest()       # type: ignore[attr-defined]
+               for rel, data in rest.items() if rel != bad)
+    assert not list(layout.tmp.iterdir()), "temp files left behind"
+
+
+async def test_a_body_too_big_for_the_loop_is_placed_by_a_thread(tmp_path: Path) -> None:
+    layout = Layout.prepare(tmp_path / "dest")
+    placer = Placer(layout)
+    big = _jpeg(7, size=(16, 16))
+    big = big[:-2] + b"\x00" * (INLINE_BYTES + 1 - len(big)) + b"\xff\xd9"   # padding before the end marker
+    threads = threading.active_count()
+    stored = await placer.place(_relpath(1), Body(size=len(big), data=big))
+    assert threading.active_count() > threads, "a body over INLINE_BYTES was placed on the event loop"
+    assert stored.bytes == len(big) and (layout.dest / _relpath(1)).read_bytes() == big
+    assert placer.on_loop, "one big body is not a slow disk"
+
+
+@pytest.mark.parametrize("slow_after", [0.0, 1.0])
+async def test_a_truncated_body_is_refused_either_way(tmp_path: Path, slow_after: float) -> None:
+    layout = Layout.prepare(tmp_path / "dest")
+    placer = Placer(layout, slow_after=slow_after)
+    await placer.place(_relpath(0), Body(size=len(_jpeg(0)), data=_jpeg(0)))
+    cut = _jpeg(1)[:-40]
+    with pytest.raises(IntegrityError, match="complete JPEG"):
+        await placer.place(_relpath(1), Body(size=len(cut), data=cut))
+    assert not (layout.dest / _relpath(1)).exists()
+    assert not list(layout.tmp.iterdir())
