@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -79,8 +79,8 @@ class Pipeline:
         self.walk_complete = False
         self.last_cursor: str | None = None
         self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
-        self._rows: list[dict[str, Any]] = []
-        self._row_ids: list[str] = []
+        self._row_ids: list[str] = []       # items whose rows the writer holds, not yet sealed
+        self._sealed_ids: list[str] = []    # items whose rows are sealed, not yet in a part
         self._flush_lock = anyio.Lock()
         self._seen = SeenIds()
 
@@ -186,15 +186,15 @@ class Pipeline:
         charged = self.journal.was_charged(work.item_id)
         if work.listed is None:
             self.report.recovered += 1
-        self._rows.append(row_from_item(item, path=relpath, bytes=stored.bytes, sha256=stored.sha256,
-                                        width=stored.width, height=stored.height, charged=charged,
-                                        downloaded_at=datetime.now(UTC)))
+        self._writer.add(row_from_item(item, path=relpath, bytes=stored.bytes, sha256=stored.sha256,
+                                       width=stored.width, height=stored.height, charged=charged,
+                                       downloaded_at=datetime.now(UTC)))
         self._row_ids.append(work.item_id)
         self.report.mirrored += 1
         self.report.bytes += stored.bytes
         if self.progress:
             self.progress(1, stored.bytes)
-        if len(self._rows) >= self._writer.rows_per_part:
+        if self._writer.should_flush:
             await self._flush()
 
     # -- the manifest --------------------------------------------------------------------------
@@ -208,27 +208,27 @@ class Pipeline:
         # Shielded: a part on disk whose items are not marked done would be fetched again next run.
         with anyio.CancelScope(shield=True):
             async with self._flush_lock:
-                rows, ids = self._take_rows()
-                if rows:
-                    await asyncio.to_thread(self._write_part, rows)
-                    self.journal.done(ids)
+                self._seal()                 # on the loop: see ManifestWriter.seal
+                if self._sealed_ids:
+                    await asyncio.to_thread(self._writer.write_sealed)
+                    self._written()
 
     def _flush_sync(self) -> None:
         """Last flush on the way out, also after a cancellation: no awaiting allowed here."""
-        rows, ids = self._take_rows()
-        if rows:
-            self._write_part(rows)
-            self.journal.done(ids)
+        self._seal()
+        if self._sealed_ids:
+            self._writer.write_sealed()
+            self._written()
 
-    def _take_rows(self) -> tuple[list[dict[str, Any]], list[str]]:
-        rows, ids = self._rows, self._row_ids
-        self._rows, self._row_ids = [], []
-        return rows, ids
+    def _seal(self) -> None:
+        self._writer.seal()
+        self._sealed_ids += self._row_ids
+        self._row_ids = []
 
-    def _write_part(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            self._writer.add(row)
-        self._writer.flush()
+    def _written(self) -> None:
+        """The sealed rows are in a part on disk: their items are done."""
+        ids, self._sealed_ids = self._sealed_ids, []
+        self.journal.done(ids)
 
     def _fail(self, item_id: str, reason: str, *, retryable: bool = True) -> None:
         self.report.failed += 1

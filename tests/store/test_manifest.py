@@ -149,6 +149,35 @@ def test_failed_flush_leaves_no_part_and_keeps_rows(layout: Layout, monkeypatch:
     assert open_manifest(layout.dest).count_rows() == 1
 
 
+def test_seal_then_write_in_a_thread_while_rows_keep_coming(layout: Layout,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline's way: seal on the loop, write_sealed in a thread while more rows are added.
+    A failed write keeps what was sealed; the next write puts it and any newer seal in one part."""
+    writer = ManifestWriter(layout, "run1")
+    writer.add(row("a"))
+    writer.add(row("b"))
+    writer.seal()
+    writer.add(row("c"))               # arrives while the sealed rows are being written
+    assert writer.pending == 3 and not writer.should_flush
+    real_write = pq.write_table
+
+    def disk_full(table: Any, where: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", disk_full)
+    with pytest.raises(DestinationError):
+        writer.write_sealed()
+    assert manifest_names(layout) == [] and writer.pending == 3
+    monkeypatch.setattr(pq, "write_table", real_write)
+    writer.seal()
+    part = writer.write_sealed()
+    assert part is not None and sorted(pq.read_table(part).column("id").to_pylist()) == ["a", "b", "c"]
+    assert writer.pending == 0 and writer.write_sealed() is None
+    writer.add(row("d"))
+    assert writer.write_sealed() is None, "an unsealed row was written"
+    assert writer.flush() == layout.manifest / "part-run1-00002.parquet"
+
+
 def test_a_new_writer_never_rewrites_parts(layout: Layout) -> None:
     for expected in ("part-run1-00001.parquet", "part-run1-00002.parquet"):
         writer = ManifestWriter(layout, "run1")
