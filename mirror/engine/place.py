@@ -6,9 +6,10 @@ five system calls (hash, open, write, close, rename), each time waiting up to th
 5 ms switch interval while the event loop is busy, so in a 20 ms-latency sync a file waited
 15-40 ms to be placed, and the hand-offs cost ~40 us of CPU per file. So ``Placer`` places a
 body of up to ``INLINE_BYTES`` right on the event loop, and times it. A disk that cannot keep up
-(a network mount, dirty-page throttling) must not stall every request in flight: once the
-placements' moving average passes ``SLOW_PLACE_S``, every later file of the run goes to a
-worker thread, as do bodies too big to place inline.
+(a network mount, dirty-page throttling) must not stall every request in flight: once most of
+the recent placements took longer than ``SLOW_PLACE_S``, every later file of the run goes to a
+worker thread, as do bodies too big to place inline. Most, not one: a placement also waits
+whenever another thread holds the GIL, and a burst of those is not a slow disk.
 
 Off the loop, ``Placer`` group-commits: each ``place`` call queues its file and awaits a future;
 one drain task hands everything queued so far to a thread as a single batch and resolves the
@@ -41,8 +42,9 @@ from mirror.store import Layout, resolve_inside
 __all__ = ["Placer", "StoredFile", "Body", "INLINE_BYTES", "SLOW_PLACE_S"]
 
 INLINE_BYTES = 2**20      # hashing 1 MiB takes ~0.7 ms: the most one file may hold up the loop
-SLOW_PLACE_S = 0.002      # moving average of placement time above which files go to a thread
-_AVERAGE_WEIGHT = 0.1     # weight of the newest placement: one preempted one is not a slow disk
+SLOW_PLACE_S = 0.002      # a placement slower than this is slow (a page-cache write takes ~0.05 ms)
+_RECENT = 128             # placements the share of slow ones is averaged over (exponentially)
+_MOST = 0.5               # share of slow placements that moves placement to a thread
 
 _HEADER_SCAN = 64 * 1024
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}     # start-of-frame markers (DHT, JPG, DAC excluded)
@@ -70,14 +72,14 @@ class StoredFile:
 class Placer:
     """Writes files on the event loop while the disk keeps up, else on worker threads in batches.
 
-    ``slow_after``: the moving average, in seconds, past which placement leaves the loop for good.
+    ``slow_after``: seconds past which a placement counts as slow (0: every one is).
     """
 
     def __init__(self, layout: Layout, *, slow_after: float = SLOW_PLACE_S) -> None:
         self.layout = layout
         self.on_loop = True                    # False once the disk was too slow to write from the loop
         self._slow_after = slow_after
-        self._average = 0.0
+        self._slow_share = 0.0                 # of recent placements, exponentially weighted
         self._ready: dict[str, str] = {}       # folders already checked and created, by relative name
         self._tmp = str(layout.tmp)
         self._token = uuid.uuid4().hex[:12]    # temp names: this placer's token and a serial number
@@ -95,9 +97,9 @@ class Placer:
             try:
                 return self._place_one(relpath, body)
             finally:
-                took = time.perf_counter() - started
-                self._average += _AVERAGE_WEIGHT * (took - self._average)
-                if self._average > self._slow_after:
+                slow = time.perf_counter() - started >= self._slow_after
+                self._slow_share += (slow - self._slow_share) / _RECENT
+                if self._slow_share > _MOST:
                     self.on_loop = False
         future: asyncio.Future[StoredFile] = asyncio.get_running_loop().create_future()
         self._queue.append((relpath, body, future))

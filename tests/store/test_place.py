@@ -55,14 +55,19 @@ async def test_small_files_are_placed_on_the_loop_while_the_disk_keeps_up(tmp_pa
 
 async def test_a_slow_disk_moves_placement_to_a_thread_and_nothing_is_lost(tmp_path: Path) -> None:
     layout = Layout.prepare(tmp_path / "dest")
-    placer = Placer(layout, slow_after=0.0)       # every disk is "slow": the first file flips the switch
-    first = {_relpath(0): _jpeg(0)}
-    await _place_all(placer, first)
-    assert not placer.on_loop
-    rest = {_relpath(i): _jpeg(i) for i in range(1, 60)}
-    bad = _relpath(30)
+    placer = Placer(layout, slow_after=0.0)       # every placement counts as slow
+    threads = threading.active_count()
+    burst = {_relpath(i): _jpeg(i) for i in range(40)}
+    await _place_all(placer, burst)
+    assert placer.on_loop, "a burst of slow placements (another thread holding the GIL) is not a slow disk"
+    first = {**burst, **{_relpath(i): _jpeg(i) for i in range(40, 100)}}
+    await _place_all(placer, {rel: data for rel, data in first.items() if rel not in burst})
+    assert not placer.on_loop, "a disk slow for 100 files in a row still gets writes from the loop"
+    rest = {_relpath(i): _jpeg(i) for i in range(100, 160)}
+    bad = _relpath(130)
     rest[bad] = b"\xff\xd8\xff" + b"not a jpeg"       # mid-batch: fails alone
     results = await _place_all(placer, rest)
+    assert threading.active_count() > threads, "placement did not move to a worker thread"
     assert isinstance(results[bad], IntegrityError)
     good = {rel: data for rel, data in {**first, **rest}.items() if rel != bad}
     assert _stored(layout) == good, "a bad body cost another file, or a bad one was written"
