@@ -5,11 +5,13 @@ do it elsewhere. A worker thread is no cheaper than that: it takes the GIL back 
 five system calls (hash, open, write, close, rename), each time waiting up to the interpreter's
 5 ms switch interval while the event loop is busy, so in a 20 ms-latency sync a file waited
 15-40 ms to be placed, and the hand-offs cost ~40 us of CPU per file. So ``Placer`` places a
-body of up to ``INLINE_BYTES`` right on the event loop, and times it. A disk that cannot keep up
-(a network mount, dirty-page throttling) must not stall every request in flight: once most of
-the recent placements took longer than ``SLOW_PLACE_S``, every later file of the run goes to a
-worker thread, as do bodies too big to place inline. Most, not one: a placement also waits
-whenever another thread holds the GIL, and a burst of those is not a slow disk.
+body of up to ``INLINE_BYTES`` right on the event loop, and times the file system's part of it
+(create, write, rename). A disk that cannot keep up (a network mount, dirty-page throttling, an
+ext4 scanning past recently deleted inodes on every create) must not stall every request in
+flight, and in a thread its kernel time runs beside the loop: once most recent files took longer
+than ``SLOW_FILE_S``, every later file of the run goes to a worker thread, as do bodies too big
+to place inline. Most, not one: a system call also waits whenever another thread holds the GIL,
+and a burst of those is not a slow disk.
 
 Off the loop, ``Placer`` group-commits: each ``place`` call queues its file and awaits a future;
 one drain task hands everything queued so far to a thread as a single batch and resolves the
@@ -39,12 +41,13 @@ from typing import BinaryIO
 from mirror.errors import IntegrityError
 from mirror.store import Layout, resolve_inside
 
-__all__ = ["Placer", "StoredFile", "Body", "INLINE_BYTES", "SLOW_PLACE_S"]
+__all__ = ["Placer", "StoredFile", "Body", "INLINE_BYTES", "SLOW_FILE_S"]
 
 INLINE_BYTES = 2**20      # hashing 1 MiB takes ~0.7 ms: the most one file may hold up the loop
-SLOW_PLACE_S = 0.002      # a placement slower than this is slow (a page-cache write takes ~0.05 ms)
-_RECENT = 128             # placements the share of slow ones is averaged over (exponentially)
-_MOST = 0.5               # share of slow placements that moves placement to a thread
+SLOW_FILE_S = 0.0003      # a small file's create+write+rename slower than this is slow (local disk: ~0.03 ms)
+_SLOW_PER_MIB_S = 0.0005  # ... plus this much per MiB of the file
+_RECENT = 128             # files the share of slow ones is averaged over (exponentially)
+_MOST = 0.5               # share of slow files that moves placement to a thread
 
 _HEADER_SCAN = 64 * 1024
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}     # start-of-frame markers (DHT, JPG, DAC excluded)
@@ -72,14 +75,14 @@ class StoredFile:
 class Placer:
     """Writes files on the event loop while the disk keeps up, else on worker threads in batches.
 
-    ``slow_after``: seconds past which a placement counts as slow (0: every one is).
+    ``slow_file_s``: seconds past which a small file's file-system work counts as slow (0: always).
     """
 
-    def __init__(self, layout: Layout, *, slow_after: float = SLOW_PLACE_S) -> None:
+    def __init__(self, layout: Layout, *, slow_file_s: float = SLOW_FILE_S) -> None:
         self.layout = layout
         self.on_loop = True                    # False once the disk was too slow to write from the loop
-        self._slow_after = slow_after
-        self._slow_share = 0.0                 # of recent placements, exponentially weighted
+        self._slow_file_s = slow_file_s
+        self._slow_share = 0.0                 # of recent files, exponentially weighted
         self._ready: dict[str, str] = {}       # folders already checked and created, by relative name
         self._tmp = str(layout.tmp)
         self._token = uuid.uuid4().hex[:12]    # temp names: this placer's token and a serial number
@@ -93,14 +96,12 @@ class Placer:
     async def place(self, relpath: str, body: Body) -> StoredFile:
         """Verify ``body`` and put it at ``relpath``; raises IntegrityError or OSError for this item only."""
         if self.on_loop and body.spill is None and body.size <= INLINE_BYTES:
-            started = time.perf_counter()
-            try:
-                return self._place_one(relpath, body)
-            finally:
-                slow = time.perf_counter() - started >= self._slow_after
-                self._slow_share += (slow - self._slow_share) / _RECENT
-                if self._slow_share > _MOST:
-                    self.on_loop = False
+            stored, file_s = self._place_one(relpath, body)
+            slow = file_s >= self._slow_file_s + _SLOW_PER_MIB_S * body.size / 2**20
+            self._slow_share += (slow - self._slow_share) / _RECENT
+            if self._slow_share > _MOST:
+                self.on_loop = False
+            return stored
         future: asyncio.Future[StoredFile] = asyncio.get_running_loop().create_future()
         self._queue.append((relpath, body, future))
         if self._drain_task is None:
@@ -131,22 +132,24 @@ class Placer:
         results: list[StoredFile | BaseException] = []
         for relpath, body in jobs:
             try:
-                results.append(self._place_one(relpath, body))
+                results.append(self._place_one(relpath, body)[0])
             except Exception as exc:        # handed to that item's awaiting fetch
                 results.append(exc)
         return results
 
-    def _place_one(self, relpath: str, body: Body) -> StoredFile:
+    def _place_one(self, relpath: str, body: Body) -> tuple[StoredFile, float]:
+        """The stored file, and the seconds its file-system work took (for an in-memory body)."""
         # Plain strings, not Paths: pathlib cost more per file (~10 us) than hashing the JPEG's header.
         tmp = str(body.spill) if body.spill is not None else f"{self._tmp}/{self._token}-{next(self._serial)}.part"
         try:
             if body.spill is None:
                 data = body.data
                 width, height = check_jpeg(memoryview(data)[:_HEADER_SCAN], data[-2:], lambda: io.BytesIO(data))
-                sha256 = body.sha256 or hashlib.sha256(body.data).hexdigest()
+                sha256 = body.sha256 or hashlib.sha256(data).hexdigest()
+                started = time.perf_counter()
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 try:
-                    view = memoryview(body.data)
+                    view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view):]
                 finally:
@@ -160,13 +163,14 @@ class Placer:
                     width, height = check_jpeg(head, end, lambda: fh)
                 assert body.sha256 is not None, "a spilled body is hashed while it streams"
                 sha256 = body.sha256
+                started = time.perf_counter()
             # The file name is one safe_component (no "/", never "." or ".."): checking its folder suffices.
             os.replace(tmp, self._folder(relpath) + relpath.rpartition("/")[2])
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        return StoredFile(relpath, body.size, sha256, width, height)
+        return StoredFile(relpath, body.size, sha256, width, height), time.perf_counter() - started
 
     def _folder(self, relpath: str) -> str:
         """The item's folder (with a trailing "/"), checked to be inside DEST and created once per

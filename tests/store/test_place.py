@@ -55,7 +55,7 @@ async def test_small_files_are_placed_on_the_loop_while_the_disk_keeps_up(tmp_pa
 
 async def test_a_slow_disk_moves_placement_to_a_thread_and_nothing_is_lost(tmp_path: Path) -> None:
     layout = Layout.prepare(tmp_path / "dest")
-    placer = Placer(layout, slow_after=0.0)       # every placement counts as slow
+    placer = Placer(layout, slow_file_s=0.0)      # every file counts as slow
     threads = threading.active_count()
     burst = {_relpath(i): _jpeg(i) for i in range(40)}
     await _place_all(placer, burst)
@@ -88,10 +88,10 @@ async def test_a_body_too_big_for_the_loop_is_placed_by_a_thread(tmp_path: Path)
     assert placer.on_loop, "one big body is not a slow disk"
 
 
-@pytest.mark.parametrize("slow_after", [0.0, 1.0])
-async def test_a_truncated_body_is_refused_either_way(tmp_path: Path, slow_after: float) -> None:
+@pytest.mark.parametrize("slow_file_s", [0.0, 1.0])
+async def test_a_truncated_body_is_refused_either_way(tmp_path: Path, slow_file_s: float) -> None:
     layout = Layout.prepare(tmp_path / "dest")
-    placer = Placer(layout, slow_after=slow_after)
+    placer = Placer(layout, slow_file_s=slow_file_s)
     await placer.place(_relpath(0), Body(size=len(_jpeg(0)), data=_jpeg(0)))
     cut = _jpeg(1)[:-40]
     with pytest.raises(IntegrityError, match="complete JPEG"):
