@@ -60,7 +60,7 @@ class Body:
     size: int
     data: bytes = b""
     spill: Path | None = None
-    sha256: str | None = None      # None: hash it in the placing thread
+    sha256: str | None = None      # None: hashed when it is placed
 
 
 @dataclass(frozen=True)
