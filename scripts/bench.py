@@ -305,6 +305,8 @@ def bench_ceiling(data: Path, work: Path, items: int, concurrency: int, pairs: i
                     discard(dest)
             run = {}
             for what, r in got.items():
+                if what != "bare":
+                    run[f"{what}_slow_disk"] = bool(r["report"].get("slow_disk"))
                 run[f"{what}_ips"] = ips(r["items"], r["wall_s"])
                 run[f"{what}_cpu_ms"] = 1000 * r["cpu_s"] / r["items"]
                 run[f"{what}_emu_cpu_ms"] = 1000 * r["emu_cpu_s"] / r["items"]

@@ -244,6 +244,11 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
               + f". Mirror {fmt(c['mirror_ips'])} images/s at {fmt(c['mirror_cpu_ms'])} ms CPU per image; mean "
               f"image {fmt(c['mean_kb'], 1)} KB; creating one such file on this disk costs "
               f"{fmt(fc.get('sys'), 0)} µs of kernel CPU and {fmt(fc.get('user'), 0)} µs of user CPU."]
+    if "mirror_slow_disk" in c["runs"][0]:
+        moved = {what: sum(r.get(f"{what}_slow_disk", False) for r in c["runs"]) for what in ("mirror", "tmpfs")}
+        lines += ["", f"Files were placed from the event loop unless creating them was slow (see `mirror/engine/"
+                      f"place.py`); placement moved to a worker thread in {moved['mirror']} of {len(c['runs'])} "
+                      f"disk run(s)" + (f" and {moved['tmpfs']} tmpfs run(s)" if tmpfs else "") + "."]
     lines += ["", "## 3. Against the key's rate limit", "",
               "API requests the server accepted per minute of sync, from the emulator's per-account counter; "
               "429s from its `rate_limited` counter. The server's window is a rolling 60 s.", ""]

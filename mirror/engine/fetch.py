@@ -66,6 +66,11 @@ class Fetcher:
             await self._session.close()
             self._session = None
 
+    @property
+    def slow_disk(self) -> bool:
+        """True once files became slow to create and placement left the event loop (see ``place``)."""
+        return not self._placer.on_loop
+
     async def fetch(self, download: Download, relpath: str) -> StoredFile:
         """Fetch, verify and place one image; retries drops and truncations while the URL lives."""
         failures = 0

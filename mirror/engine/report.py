@@ -36,6 +36,7 @@ class SyncReport:
     throttled: int = 0                   # 429 answers received
     balance: int | None = None
     elapsed_s: float = 0.0
+    slow_disk: bool = False              # files were slow to create: the later ones went to a worker thread
     message: str = ""
     failures: list[Failure] = field(default_factory=list)
 

@@ -200,6 +200,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
             finally:
                 report.charged = budget.spent
                 report.free = reserver.free
+                report.slow_disk = fetcher.slow_disk
             if counting is not None:
                 found = await counting
                 report.matching = found.total_matching if found is not None else None
