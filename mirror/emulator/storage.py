@@ -72,16 +72,16 @@ async def _send(request: web.Request, state: EmulatorState, data: bytes, content
         return await _broken(request, data, content_type, len(data) + max(1024, len(data) // 4), len(data))
     slow = faults.roll("storage_slow")
     state.counters.storage_ok += 1  # counted before sending: the client may see the body before we return
-    resp = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "private, max-age=0"})
+    headers = {"Content-Type": content_type, "Cache-Control": "private, max-age=0"}
+    if not slow:        # headers and body in one write (a StreamResponse costs three awaits)
+        return web.Response(body=data, headers=headers)
+    resp = web.StreamResponse(headers=headers)
     resp.content_length = len(data)
     await resp.prepare(request)
-    if slow:
-        step = max(1, -(-len(data) // _SLOW_CHUNKS))
-        for start in range(0, len(data), step):
-            await asyncio.sleep(faults.settings.slow_seconds / _SLOW_CHUNKS)
-            await resp.write(data[start:start + step])
-    else:
-        await resp.write(data)
+    step = max(1, -(-len(data) // _SLOW_CHUNKS))
+    for start in range(0, len(data), step):
+        await asyncio.sleep(faults.settings.slow_seconds / _SLOW_CHUNKS)
+        await resp.write(data[start:start + step])
     await resp.write_eof()
     return resp
 
