@@ -44,7 +44,7 @@ SEED = 11
 UNLIMITED = 10**8          # per-minute limit for keys that must never be the bottleneck
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-FULL = {"sdk_0ms": 2000, "sdk_20ms": 500, "sdk_mirror_runs": 9, "ceiling": 10_000, "pairs": 3, "rate_items": 2000,
+FULL = {"sdk_0ms": 2000, "sdk_20ms": 500, "sdk_mirror_runs": 9, "ceiling": 10_000, "pairs": 5, "rate_items": 2000,
         "rate_limit": 600, "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000]}
 QUICK = {"sdk_0ms": 150, "sdk_20ms": 40, "sdk_mirror_runs": 2, "ceiling": 800, "pairs": 1, "rate_items": 150,
          "rate_limit": 1200, "converge_items": 0, "noop": 1500, "scale": [300, 1500]}
