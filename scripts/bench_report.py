@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -110,8 +111,8 @@ def bare_cpu_ms(figures: dict[str, Any]) -> float | None:
     """The bare loop's CPU ms per image, median over the ceiling rounds: the same work in every run,
     so the best figure there is of how fast the machine itself was."""
     values = [r.get("bare_cpu_ms") for r in get(figures, "ceiling.runs") or []]
-    values = sorted(v for v in values if isinstance(v, int | float))
-    return values[len(values) // 2] if values else None
+    values = [v for v in values if isinstance(v, int | float)]
+    return statistics.median(values) if values else None
 
 
 def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note: str) -> list[str]:

@@ -91,7 +91,10 @@ class Placer:
         self._drain_task: asyncio.Task[None] | None = None
 
     def temp_path(self) -> Path:
-        return Path(f"{self._tmp}/{self._token}-{next(self._serial)}.part")
+        return Path(self._temp_name())
+
+    def _temp_name(self) -> str:
+        return f"{self._tmp}/{self._token}-{next(self._serial)}.part"
 
     async def place(self, relpath: str, body: Body) -> StoredFile:
         """Verify ``body`` and put it at ``relpath``; raises IntegrityError or OSError for this item only."""
@@ -140,7 +143,7 @@ class Placer:
     def _place_one(self, relpath: str, body: Body) -> tuple[StoredFile, float]:
         """The stored file, and the seconds its file-system work took (for an in-memory body)."""
         # Plain strings, not Paths: pathlib cost more per file (~10 us) than hashing the JPEG's header.
-        tmp = str(body.spill) if body.spill is not None else f"{self._tmp}/{self._token}-{next(self._serial)}.part"
+        tmp = str(body.spill) if body.spill is not None else self._temp_name()
         try:
             if body.spill is None:
                 data = body.data

@@ -112,7 +112,7 @@ def row_from_item(
         raise ValueError("downloaded_at must be timezone-aware")
     row: dict[str, Any] = {name: _text(item.get(name)) for name in _ITEM_COLUMNS}
     attributes = item.get("attributes")
-    row["attributes"] = "{}" if attributes is None or attributes == {} else _json(attributes)
+    row["attributes"] = _json({} if attributes is None else attributes)
     metadata = item.get("metadata")
     row["metadata"] = None if metadata is None else _json(metadata)
     extra = {key: value for key, value in item.items() if key not in _KNOWN_ITEM_KEYS}
@@ -192,7 +192,7 @@ class ManifestWriter:
         count = len(self._sealed)
         if not count:
             return None
-        table = pa.concat_tables(self._sealed[:count]) if count > 1 else self._sealed[0]
+        table = pa.concat_tables(self._sealed[:count])     # a snapshot: rows sealed meanwhile wait
         target = self.layout.manifest / f"part-{self.run_id}-{self._seq:05d}.parquet"
         write_table_atomic(self.layout, table.sort_by(SORT_KEYS), target)
         self._seq += 1
