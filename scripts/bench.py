@@ -342,6 +342,20 @@ def file_create_cost(where: Path, size: int, n: int = 500) -> dict:
 
 
 # -- 3. the key's rate limit ------------------------------------------------------------------------
+def steady_rate(accepted: list[tuple[float, int]], last_429: float) -> float | None:
+    """Accepted requests per minute after the last 429, from ``(seconds, accepted so far)`` samples.
+
+    Measured from the first sample after it in which the count moved to the last one that moved:
+    the pause that 429 began lasts until the server's window has room again, and the run's end
+    (compaction, the report) sends nothing; neither is the limiter's pace. None when under 10 s.
+    """
+    after = [(t, n) for t, n in accepted if t >= last_429]
+    moving = [(t, n) for (t, n), (_, prev) in zip(after[1:], after, strict=False) if n > prev]
+    if len(moving) < 2 or moving[-1][0] - moving[0][0] < 10:
+        return None
+    return 60 * (moving[-1][1] - moving[0][1]) / (moving[-1][0] - moving[0][0])
+
+
 def bench_rate(data: Path, work: Path, items: int, limit: int, told: int, case: str, concurrency: int) -> dict:
     log(f"rate limit: {case}: server {limit}/min, client told {told}/min, {items} items")
     timeline: list[tuple[float, int, int]] = []
@@ -364,11 +378,7 @@ def bench_rate(data: Path, work: Path, items: int, limit: int, told: int, case: 
     elapsed = report["elapsed_s"]
     hits = [t for (t, _, n), (_, _, prev) in zip(timeline[1:], timeline, strict=False) if n > prev]
     last = hits[-1] if hits else None
-    steady = None
-    if last is not None:
-        after = [(t, a) for t, a, _ in timeline if t >= last]
-        if len(after) >= 2 and after[-1][0] - after[0][0] >= 10:
-            steady = 60 * (after[-1][1] - after[0][1]) / (after[-1][0] - after[0][0])
+    steady = steady_rate([(t, a) for t, a, _ in timeline], last) if last is not None else None
     per_minute = [0] * (int(timeline[-1][0] // 60) + 1)
     for (t, _, n), (_, _, prev) in zip(timeline[1:], timeline, strict=False):
         per_minute[int(t // 60)] += n - prev

@@ -273,7 +273,8 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     elif conv:
         lines += ["", f"Told {fmt(conv['told'])}/min against a server limit of {fmt(conv['limit'])}/min, the client "
                   f"took {fmt(conv['throttled'])} 429s; the last came {fmt(conv['converged_s'])} s into the run, and "
-                  f"after it the rate held at {fmt(conv['steady_pm'])}/min ({fmt(conv['steady_ratio'])} × the limit). "
+                  f"once the pause it began was over, the rate held at {fmt(conv['steady_pm'])}/min "
+                  f"({fmt(conv['steady_ratio'])} × the limit). "
                   f"429s per minute of the run: {', '.join(str(x) for x in conv['per_minute'])}."]
     n = figures["noop"]
     lines += ["", "## 4. Resume and no-op", "",

@@ -106,3 +106,15 @@ def test_history_says_when_the_machine_itself_moved() -> None:
     assert not any("the machine" in line for line in bench_report.history_lines(old, same_box, "x"))
     assert bench_report.history_lines(old, run("def5678", [0.50], 0.875), "y")[1].endswith(
         "no tracked figure moved by more than 5%")
+
+
+def test_the_rate_after_the_last_429_leaves_out_its_pause_and_the_quiet_end() -> None:
+    import bench
+
+    # 429 at 30 s; nothing accepted until 45 s (the window was full); then 10 a second to 85 s;
+    # then the run's end sends nothing for 5 s.
+    samples = [(30.0, 300), (35.0, 300), (40.0, 300), (45.0, 300)]
+    samples += [(45.0 + 0.5 * i, 300 + 5 * i) for i in range(1, 81)]
+    samples += [(86.0, 700), (90.0, 700)]
+    assert bench.steady_rate(samples, 30.0) == 600.0
+    assert bench.steady_rate(samples[:8], 30.0) is None          # under 10 s of movement
