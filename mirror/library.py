@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-import anyio
 
 from mirror.config import ApiKey, Limits, Timeouts, load_api_key, resolve_base_url
 from mirror.engine.report import PlanReport, SyncReport
@@ -53,7 +52,7 @@ async def sync(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None 
 
 def sync_blocking(dest: str | os.PathLike[str] | SyncJob, **kwargs: object) -> SyncReport:
     """``sync`` for code without an event loop (scripts, notebooks without top-level await)."""
-    return anyio.run(lambda: sync(dest, **kwargs))  # type: ignore[arg-type]
+    return asyncio.run(sync(dest, **kwargs))  # type: ignore[arg-type]
 
 
 async def plan(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None = None,

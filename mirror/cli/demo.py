@@ -9,14 +9,13 @@ score every file, and a report shows where each detector collapses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import anyio
 
 from mirror.cli.output import Progress, say
 from mirror.config import ApiKey, Limits
@@ -40,12 +39,12 @@ def run_demo(dest: Path, *, items: int, quiet: bool, detectors: bool = False) ->
                       limits=Limits(rate_limit=6000, concurrency=32))
         progress = Progress(enabled=not quiet)
         try:
-            first = anyio.run(lambda: run_sync(job, api_key=ApiKey(_DEMO_KEY), base_url=emulator.url,
-                                               progress=progress.advance, on_total=progress.set_total))
+            first = asyncio.run(run_sync(job, api_key=ApiKey(_DEMO_KEY), base_url=emulator.url,
+                                         progress=progress.advance, on_total=progress.set_total))
         finally:
             progress.close()
         say(first.summary_line())
-        again = anyio.run(lambda: run_sync(job, api_key=ApiKey(_DEMO_KEY), base_url=emulator.url))
+        again = asyncio.run(run_sync(job, api_key=ApiKey(_DEMO_KEY), base_url=emulator.url))
         say(again.summary_line())
         scored = _score_and_report(dest) if detectors else 0
     for line in read_status(dest).lines()[:12]:
@@ -78,8 +77,7 @@ def _score_and_report(dest: Path) -> int:
         fast = {"poll_interval": 0.05}   # the emulators answer in ~50 ms; a real service wants the default
         runs = (("synthetiq", {**fast, "pad": True}), ("deepfake-detection", fast), (REFERENCE_DETECTOR, {}))
         for name, options in runs:
-            report = anyio.run(lambda n=name, o=options: run_score(dest, n, concurrency=32, rate_limit=60_000,
-                                                                  options=o))
+            report = asyncio.run(run_score(dest, name, concurrency=32, rate_limit=60_000, options=options))
             say(report.summary_line())
             worst = max(worst, report.exit_code)
     folder = build_report(dest, name="demo")

@@ -7,10 +7,9 @@ Tokens come from the environment only (``SYNTHETIQ_API_TOKEN``/``SYNTHETIQ_URL``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 from typing import Any
-
-import anyio
 
 from mirror.cli.output import emit, say
 from mirror.config import Retries, Timeouts
@@ -107,15 +106,15 @@ def run_score_verb(args: argparse.Namespace) -> int:
     if args.import_history:
         if args.detector != "deepfake-detection":
             raise UsageError("--import-history works with --detector deepfake-detection only")
-        rows = anyio.run(lambda: import_history(args.dest, rate_limit=args.rate_limit, timeouts=timeouts,
-                                                retries=retries))
+        rows = asyncio.run(import_history(args.dest, rate_limit=args.rate_limit, timeouts=timeouts,
+                                          retries=retries))
         emit({"rows": rows, "path": str(history_path(args.dest))}, as_json=args.json,
              lines=[f"{rows} detections mirrored into {history_path(args.dest)}"])
         return EXIT_OK
     filters = parse_filter_words(args.words)
-    report = anyio.run(lambda: run_score(args.dest, args.detector, filters=filters, concurrency=args.concurrency,
-                                         rate_limit=args.rate_limit, options=options_from_args(args),
-                                         timeouts=timeouts, retries=retries))
+    report = asyncio.run(run_score(args.dest, args.detector, filters=filters, concurrency=args.concurrency,
+                                   rate_limit=args.rate_limit, options=options_from_args(args),
+                                   timeouts=timeouts, retries=retries))
     if args.json:
         emit(report.to_dict(), as_json=True)
     else:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from mirror.api.client import MargenClient
 from mirror.cli.output import Progress, emit, say
@@ -74,21 +73,21 @@ async def _with_client(args: argparse.Namespace, fn: Any) -> Any:
 
 
 def _benchmarks(args: argparse.Namespace) -> int:
-    found = anyio.run(_with_client, args, lambda c: c.benchmarks())
+    found = asyncio.run(_with_client(args, lambda c: c.benchmarks()))
     emit([dataclasses.asdict(b) for b in found], as_json=args.json,
          lines=[f"{b.id:<28} {b.product:<10} {b.title}" for b in found])
     return EXIT_OK
 
 
 def _usage(args: argparse.Namespace) -> int:
-    usage = anyio.run(_with_client, args, lambda c: c.usage())
+    usage = asyncio.run(_with_client(args, lambda c: c.usage()))
     emit(dataclasses.asdict(usage), as_json=args.json,
          lines=[f"tier {usage.tier}, balance {usage.balance}, owner {usage.owner or '-'}"])
     return EXIT_OK
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    catalog = anyio.run(_with_client, args, lambda c: c.catalog(args.benchmark))
+    catalog = asyncio.run(_with_client(args, lambda c: c.catalog(args.benchmark)))
     lines = [f"{catalog.benchmark.id} ({catalog.tier} tier): {catalog.total} items"]
     for dim in catalog.dimensions:
         alias = f" (alias {dim.alias})" if dim.alias else ""
@@ -100,8 +99,8 @@ def _catalog(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     job = job_from_args(args, need_dest=False)
-    report = anyio.run(lambda: run_plan(job, api_key=load_api_key(args.api_key_file),
-                                        base_url=resolve_base_url(args.base_url)))
+    report = asyncio.run(run_plan(job, api_key=load_api_key(args.api_key_file),
+                                  base_url=resolve_base_url(args.base_url)))
     emit(report.to_dict(), as_json=args.json, lines=report.lines())
     return EXIT_OK
 
@@ -116,9 +115,9 @@ def _sync(args: argparse.Namespace) -> int:
     timeouts = Timeouts() if args.timeout is None else Timeouts(api=args.timeout, storage=args.timeout,
                                                                  connect=min(args.timeout, Timeouts.connect))
     try:
-        report = anyio.run(lambda: run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
-                                            progress=progress.advance, on_total=progress.set_total,
-                                            retries=retries, timeouts=timeouts))
+        report = asyncio.run(run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
+                                      progress=progress.advance, on_total=progress.set_total,
+                                      retries=retries, timeouts=timeouts))
     finally:
         progress.close()
     if args.json:
@@ -145,9 +144,9 @@ def _verify(args: argparse.Namespace) -> int:
     report = verify_files(args.dest)
     if args.repair and report.bad:
         limits = Limits(rate_limit=args.rate_limit or Limits.rate_limit)
-        repair = anyio.run(lambda: run_repair(Path(args.dest), report.targets, limits=limits,
-                                              api_key=load_api_key(args.api_key_file),
-                                              base_url=resolve_base_url(args.base_url)))
+        repair = asyncio.run(run_repair(Path(args.dest), report.targets, limits=limits,
+                                        api_key=load_api_key(args.api_key_file),
+                                        base_url=resolve_base_url(args.base_url)))
         report.repaired = repair.repaired
         report.not_owned = len(repair.not_owned)
     emit(report.to_dict(), as_json=args.json, lines=[report.line()])
