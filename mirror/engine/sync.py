@@ -240,8 +240,9 @@ async def _load_task_backend() -> None:
     built at import time) during which the event loop runs nothing. Before the first requests that
     was ~30 ms more before the first download. Started ``_WRITE_GRACE_S`` after them, once the loop
     has connected and written them, it fills time the loop would spend waiting for their answers;
-    and a request still connecting then goes on right after it, no later than before. A no-op once
-    loaded (a second sync in one process, or a caller's ``anyio.run``).
+    and a request still connecting then goes on right after it, no later than before. Once loaded (a
+    second sync in one process, or a caller's ``anyio.run``), only the sleep is left, shorter than
+    any answer the walk waits for.
     """
     await asyncio.sleep(_WRITE_GRACE_S)
     anyio.current_time()      # the first call into anyio's event-loop API imports the backend
