@@ -242,7 +242,7 @@ async def _load_task_backend() -> None:
     has connected and written them, it fills time the loop would spend waiting for their answers;
     and a request still connecting then goes on right after it, no later than before. Once loaded (a
     second sync in one process, or a caller's ``anyio.run``), only the sleep is left, shorter than
-    any answer the walk waits for.
+    the first page's round trip, which the walk waits for anyway.
     """
     await asyncio.sleep(_WRITE_GRACE_S)
     anyio.current_time()      # the first call into anyio's event-loop API imports the backend
