@@ -184,4 +184,21 @@ def api_error_from_body(status: int, body: Any) -> ApiError:
     if cls is None:
         cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     text = body.get("error") if isinstance(body.get("error"), str) else f"HTTP {status}"
-    return cls(f"{text} ({cls.code or status})", status=status, body=body)
+    return cls(f"{text} ({cls.code or status}){_choices(body)}", status=status, body=body)
+
+
+def _choices(body: dict[str, Any]) -> str:
+    """What the server says may be used instead (``allowed`` values, ``available`` benchmarks), so
+    the one line says what to do; short, printable strings only, whatever the server sent."""
+    named = {"allowed": body.get("allowed"),
+             "available": [b.get("id") for b in body.get("available") or [] if isinstance(b, dict)]
+             if isinstance(body.get("available"), list) else None}
+    out = ""
+    for label, values in named.items():
+        if not isinstance(values, list):
+            continue
+        shown = [v for v in values if isinstance(v, str) and 0 < len(v) <= 64 and v.isprintable()]
+        if shown:
+            more = f" (+{len(shown) - 10} more)" if len(shown) > 10 else ""
+            out += f"; {label}: {', '.join(shown[:10])}{more}"
+    return out

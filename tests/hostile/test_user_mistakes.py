@@ -38,6 +38,9 @@ def _assert_held(outcome) -> None:
 def test_unknown_benchmark(emulator, acct, tmp_path):
     args = _sync(emulator, tmp_path / "d", benchmark="nope-v9")
     _assert_held(user_mistake("unknown benchmark", emulator, *acct, args, want_exit=2, want_text="nope-v9"))
+    # ... and the same line names what the key can use instead
+    _assert_held(user_mistake("unknown benchmark", emulator, *acct, args, want_exit=2,
+                              want_text=f"available: {BENCH}"))
 
 
 @pytest.mark.parametrize(("word", "text"), [("colour=red", "unknown filter"), ("kind=alien", "unknown value")])
