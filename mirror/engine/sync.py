@@ -41,7 +41,7 @@ __all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook
 T = TypeVar("T")
 TotalHook = Callable[[int | None], None]   # told how many items the run expects to mirror, when known
 # Time for the event loop to open a connection and write a request: on loopback, 1 ms was too short
-# for a process's first connection (the import then ran first), 3 ms enough; see _load_task_backend.
+# for a process's first connection (the import then ran first), 3 ms enough; see _load_anyio_backend.
 _WRITE_GRACE_S = 0.003
 
 
@@ -103,7 +103,7 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
                     _alongside(resolve_selection(client, job.selection)) as resolving, \
                     _alongside(_first_page_early(client, job.selection, states)) as early:
                 if early is not None:           # a walk is coming: it needs anyio's backend
-                    await _load_task_backend()
+                    await _load_anyio_backend()
                 try:
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
                                 timeouts, retries, resolving, early)
@@ -233,7 +233,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
     report.balance = reserver.balance
 
 
-async def _load_task_backend() -> None:
+async def _load_anyio_backend() -> None:
     """Load anyio's asyncio backend while ``/catalog`` and the first page are on the wire.
 
     The pipeline's task groups and streams need it, and importing it takes ~30 ms of CPU (dataclasses
