@@ -101,13 +101,13 @@ class ApiError(MirrorError):
     exit_code = EXIT_INTERNAL
 
     def __init__(self, message: str, *, status: int, body: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
         self.status = status
         self.body = dict(body or {})
         self.param: str | None = self.body.get("param")
         self.allowed: list[str] | None = self.body.get("allowed")
         self.available: list[dict[str, Any]] | None = self.body.get("available")
         self.required: int | None = self.body.get("required")
+        super().__init__(message + _choices(self.allowed, self.available))
 
 
 class InvalidParam(ApiError):
@@ -184,19 +184,15 @@ def api_error_from_body(status: int, body: Any) -> ApiError:
     if cls is None:
         cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     text = body.get("error") if isinstance(body.get("error"), str) else f"HTTP {status}"
-    return cls(f"{text} ({cls.code or status}){_choices(body)}", status=status, body=body)
+    return cls(f"{text} ({cls.code or status})", status=status, body=body)
 
 
-def _choices(body: dict[str, Any]) -> str:
+def _choices(allowed: Any, available: Any) -> str:
     """What the server says may be used instead (``allowed`` values, ``available`` benchmarks), so
     the one line says what to do; short, printable strings only, whatever the server sent."""
-    named = {"allowed": body.get("allowed"),
-             "available": [b.get("id") for b in body.get("available") or [] if isinstance(b, dict)]
-             if isinstance(body.get("available"), list) else None}
+    ids = [b.get("id") for b in available if isinstance(b, dict)] if isinstance(available, list) else []
     out = ""
-    for label, values in named.items():
-        if not isinstance(values, list):
-            continue
+    for label, values in (("allowed", allowed if isinstance(allowed, list) else []), ("available", ids)):
         shown = [v for v in values if isinstance(v, str) and 0 < len(v) <= 64 and v.isprintable()]
         if shown:
             more = f" (+{len(shown) - 10} more)" if len(shown) > 10 else ""

@@ -268,9 +268,9 @@ def bench_sdk(data: Path, work: Path, items: int, latency_ms: float, concurrency
                 key, _ = emu.key()
                 if what == "bare":
                     bare.append(run_worker("bare", emu, key, work, "--concurrency", str(concurrency)))
-                    continue
-                runs.append(mirror_run(emu, key, work, work / "dest-sdk", concurrency))
-                discard(work / "dest-sdk")
+                else:
+                    runs.append(mirror_run(emu, key, work, work / "dest-sdk", concurrency))
+                    discard(work / "dest-sdk")
     assert sdk["items"] == items and all(r["items"] == items for r in runs + bare), \
         (sdk["items"], [r["items"] for r in runs + bare])
     mirror_s = statistics.median(r["wall_s"] for r in runs)
