@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
@@ -66,6 +67,7 @@ _KNOWN_ITEM_KEYS = frozenset(_ITEM_COLUMNS) | {"attributes", "metadata", "object
 SORT_KEYS = [("source_real_id", "ascending"), ("base_id", "ascending"), ("id", "ascending")]  # nulls last
 COMPACTED_PREFIX = "compacted-"
 REPLACES_KEY = b"margen-mirror.replaces"
+ORDERED_KEY = b"margen-mirror.ordered"   # b"1": rows in SORT_KEYS order and no id twice (a part's own claim)
 TMP_PREFIX = "manifest-"           # in .state/tmp; other temp files there are not ours to remove
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _ROW_GROUP_ROWS = 64 * 1024        # several row groups per big file lets readers work in parallel
@@ -192,9 +194,11 @@ class ManifestWriter:
         count = len(self._sealed)
         if not count:
             return None
-        table = pa.concat_tables(self._sealed[:count])     # a snapshot: rows sealed meanwhile wait
+        table = pa.concat_tables(self._sealed[:count]).sort_by(SORT_KEYS)   # a snapshot: rows sealed meanwhile wait
+        if pc.count_distinct(table["id"]).as_py() == table.num_rows:
+            table = table.replace_schema_metadata({ORDERED_KEY: b"1"})      # compaction may then skip reading it
         target = self.layout.manifest / f"part-{self.run_id}-{self._seq:05d}.parquet"
-        write_table_atomic(self.layout, table.sort_by(SORT_KEYS), target)
+        write_table_atomic(self.layout, table, target)
         self._seq += 1
         del self._sealed[:count], table
         # The part's Arrow buffers (a few MB) were freed in this thread's malloc arena, which keeps

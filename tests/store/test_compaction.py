@@ -17,6 +17,7 @@ from mirror.errors import DestinationError
 from mirror.store import MANIFEST_SCHEMA, Layout, ManifestWriter, compact, open_manifest, row_from_item
 from mirror.store import compaction as compaction_mod
 from mirror.store import scan as scan_mod
+from mirror.store.manifest import ORDERED_KEY
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -121,8 +122,26 @@ def test_a_lone_part_in_order_is_promoted_by_rename_and_any_other_is_merged(layo
     part = writer.flush()
     assert part is not None
     written = part.read_bytes()
+    assert pq.read_metadata(part).metadata[ORDERED_KEY] == b"1"      # promoted without being read back
     assert compact(layout) == 600
     assert only_file(layout).name.startswith("compacted-") and only_file(layout).read_bytes() == written
+
+    in_order = pq.read_table(only_file(layout)).replace_schema_metadata()
+    only_file(layout).unlink()
+    older = layout.manifest / "part-older-00001.parquet"      # in order, but without the writer's claim
+    pq.write_table(in_order, older)
+    written = older.read_bytes()
+    assert compact(layout) == 600 and only_file(layout).read_bytes() == written
+
+    writer = ManifestWriter(layout, "run2")       # the writer makes no claim for a part with an id twice
+    for row in (random_row(rng, "a"), random_row(rng, "b"), random_row(rng, "a")):
+        writer.add(row)
+    only_file(layout).unlink()
+    part = writer.flush()
+    assert part is not None and ORDERED_KEY not in (pq.read_metadata(part).metadata or {})
+    expected = reference([part])
+    assert compact(layout) == expected.num_rows == 2
+    assert pq.read_table(only_file(layout)).replace_schema_metadata().equals(expected)
 
     for name, rows in (("duplicate", [random_row(rng, "a"), random_row(rng, "b"), random_row(rng, "a")]),
                        ("unsorted", [random_row(rng, f"u{n}") for n in range(50)][::-1])):
