@@ -55,6 +55,11 @@ class Journal:
         entry = self.pending.get(item_id)
         return entry.attempts if entry else 0
 
+    def unanswered(self, item_id: str) -> bool:
+        """True when this item's last reservation was sent and no answer was ever recorded."""
+        entry = self.pending.get(item_id)
+        return bool(entry and entry.attempts and entry.charged is None)
+
     def reserving(self, item_id: str, benchmark: str | None) -> None:
         """Called before ``/download`` is sent: from here on a crash leaves a pending entry."""
         entry = self.pending.setdefault(item_id, Pending(item_id, benchmark))

@@ -27,7 +27,7 @@ class SyncReport:
     matching: int | None = None          # items the selection matches (None in lineage/identity modes)
     already_mirrored: int = 0            # in the manifest and on disk before this run
     mirrored: int = 0                    # new rows written by this run
-    charged: int = 0                     # credits this run spent
+    charged: int = 0                     # credits this run spent (or an earlier run, killed before the answer)
     free: int = 0                        # reservations that cost nothing (owned, test tier)
     recovered: int = 0                   # items paid for by an earlier run and finished now
     failed: int = 0

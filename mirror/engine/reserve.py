@@ -6,6 +6,12 @@ benchmark and the item id, so a retry, a second run or another machine never pay
 reservation made again after a signed URL expired uses a derived key (``-r1``, ``-r2``…): the
 server replays the original answer, expired URL included, for the first key, while a fresh key
 gets a fresh URL, for free, because the account already owns the item.
+
+The one exception: a reservation an earlier run sent and never heard back about (killed, or the
+connection lost) is sent again with *its* key. The server then answers as it did, or would have
+(``charged: true`` if it debited the credit), so the manifest row says whether the item was paid
+for; a fresh key would only hear "already owned, free". A replayed URL may be stale: its fetch
+is refused and renewed like any expired one.
 """
 
 from __future__ import annotations
@@ -75,7 +81,8 @@ class Reserver:
         already_paid = self.journal.was_charged(item_id)
         if not already_paid and not self.budget.hold():
             raise BudgetExhausted(self.budget.exhausted_reason or f"--max-credits {self.budget.max_credits} reached")
-        key = idempotency_key(benchmark, item_id, self.journal.attempts(item_id))
+        attempt = self.journal.attempts(item_id) - self.journal.unanswered(item_id)     # see the module docstring
+        key = idempotency_key(benchmark, item_id, attempt)
         self.journal.reserving(item_id, benchmark)
         try:
             download = await self.client.download(item_id, idempotency_key=key)

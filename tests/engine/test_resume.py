@@ -17,7 +17,7 @@ from mirror.config import ApiKey, Limits
 from mirror.engine.fetch import Fetcher
 from mirror.engine.journal import Journal
 from mirror.engine.report import SyncReport
-from mirror.engine.reserve import Budget, Reserver
+from mirror.engine.reserve import Budget, Reserver, idempotency_key
 from mirror.engine.run import Pipeline, _Work
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, ManifestIndex
@@ -116,4 +116,34 @@ async def test_paid_but_unwritten_items_are_fetched_free_on_the_next_run(emulato
     assert emulator.admin.ledger(account.name)["charge_count"] == 5 + report.charged
     rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
     assert all(rows[i["id"]]["charged"] for i in items), "rows remember the earlier run paid"
+    assert not Journal(layout.state / "journal.jsonl").pending
+
+
+async def test_a_reservation_whose_answer_was_lost_is_sent_again_with_its_own_key(emulator, account, tmp_path):
+    """Killed after /download was sent, before its answer: the next run repeats that very request,
+    so the server answers as it did (charged, and no second debit) and the row says it was paid."""
+    items = all_items(emulator, account)[:5]
+    reached = items[:3]         # the server got these and charged; the other two never left the process
+    dest = tmp_path / "m"
+    layout, journal, client, _ = await _stage(emulator, account, dest)
+    emulator.admin.set_faults(url_ttl=1)        # so the answers the server replays hold expired URLs
+    async with client:
+        for item in items:
+            journal.reserving(item["id"], item["benchmark"])
+        for item in reached:
+            await client.download(item["id"], idempotency_key=idempotency_key(item["benchmark"], item["id"]))
+    journal.close()
+    assert emulator.admin.ledger(account.name)["charge_count"] == 3
+    await asyncio.sleep(1.2)
+    emulator.admin.set_faults(url_ttl=300)
+
+    report = await do_sync(emulator, account, dest, filters={"kind": "real", "perturbation": "clean"})
+    assert report.recovered == 5 and report.failed == 0
+    ledger = emulator.admin.ledger(account.name)
+    assert ledger["charge_count"] == len(ledger["owned"]) == len(set(ledger["owned"])), "nothing paid twice"
+    assert ledger["charge_count"] == report.charged, "the killed run never reported its three"
+    assert emulator.admin.counters()["storage_forbidden"] >= 3, "the replayed URLs were stale and renewed"
+    rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
+    assert all(rows[i["id"]]["charged"] for i in items), "every one of them was paid for"
+    assert all((dest / rows[i["id"]]["path"]).read_bytes() == emulator.admin.image_bytes(i["id"]) for i in items)
     assert not Journal(layout.state / "journal.jsonl").pending
