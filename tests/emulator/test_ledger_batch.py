@@ -8,6 +8,7 @@ trace of the SQL it runs, so the number of commits is counted, not assumed. The 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,37 @@ async def test_a_request_cancelled_before_its_batch_is_not_charged(ledger):
     dropped.cancel()
     assert (await kept).charged
     assert ledger.report("acct")["owned"] == ["item1"] and ledger.report("acct")["balance"] == 9
+
+
+async def test_a_failed_commit_keeps_nothing_of_its_batch_and_each_request_hears_of_it(ledger):
+    """The COMMIT itself fails (a full or failing disk): no debit, ownership or idempotency record of
+    that batch may survive, or a retry with the same key would replay an answer nobody was sent."""
+    ledger.create_key("k", "live", "acct", 60, ("b",), balance=10)
+    assert (await _download(ledger, "item0")).charged           # committed before the failure
+    real = ledger._db
+
+    class CommitFailsOnce:
+        """The ledger's connection, except that the next COMMIT fails as a disk error would."""
+
+        failed = False
+
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args):
+            if sql == "COMMIT" and not CommitFailsOnce.failed:
+                CommitFailsOnce.failed = True
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.execute(sql, *args)
+
+    ledger._db = CommitFailsOnce()
+    keys = {f"item{n}": f"key-{n}" for n in (1, 2, 3)}
+    failed = await asyncio.gather(*(_download(ledger, i, idem=k) for i, k in keys.items()), return_exceptions=True)
+    assert CommitFailsOnce.failed and all(isinstance(r, sqlite3.OperationalError) for r in failed)
+    assert not real.in_transaction
+    report = ledger.report("acct")
+    assert report["balance"] == 9 and report["owned"] == ["item0"] and report["charge_count"] == 1
+
+    again = await asyncio.gather(*(_download(ledger, i, idem=k) for i, k in keys.items()))
+    assert [o.status for o in again] == ["ok"] * 3, "decided afresh: no idempotency record outlived the failure"
+    assert all(o.charged for o in again) and ledger.report("acct")["balance"] == 6
