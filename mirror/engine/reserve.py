@@ -81,8 +81,8 @@ class Reserver:
         already_paid = self.journal.was_charged(item_id)
         if not already_paid and not self.budget.hold():
             raise BudgetExhausted(self.budget.exhausted_reason or f"--max-credits {self.budget.max_credits} reached")
-        attempt = self.journal.attempts(item_id) - self.journal.unanswered(item_id)     # see the module docstring
-        key = idempotency_key(benchmark, item_id, attempt)
+        replaying = self.journal.unanswered(item_id)      # see the module docstring
+        key = idempotency_key(benchmark, item_id, self.journal.attempts(item_id) - int(replaying))
         self.journal.reserving(item_id, benchmark)
         try:
             download = await self.client.download(item_id, idempotency_key=key)
@@ -100,7 +100,7 @@ class Reserver:
             self.budget.settle(charged)
         if not download.charged:
             self.free += 1
-        if download.balance is not None:
+        if download.balance is not None and not replaying:     # a replayed answer's balance may be old
             self.balance = download.balance
         self.journal.reserved(item_id, download.charged)
         return download

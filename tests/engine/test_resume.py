@@ -147,3 +147,20 @@ async def test_a_reservation_whose_answer_was_lost_is_sent_again_with_its_own_ke
     assert all(rows[i["id"]]["charged"] for i in items), "every one of them was paid for"
     assert all((dest / rows[i["id"]]["path"]).read_bytes() == emulator.admin.image_bytes(i["id"]) for i in items)
     assert not Journal(layout.state / "journal.jsonl").pending
+
+
+async def test_a_replayed_answer_is_the_servers_answer_of_then_and_leaves_the_balance_alone(emulator, account,
+                                                                                            tmp_path):
+    lost, other = all_items(emulator, account)[:2]
+    _, journal, client, _ = await _stage(emulator, account, tmp_path / "m")
+    async with client:
+        journal.reserving(lost["id"], lost["benchmark"])     # sent, charged, and its answer never arrived
+        await client.download(lost["id"], idempotency_key=idempotency_key(lost["benchmark"], lost["id"]))
+        reserver = Reserver(client, journal, Budget(None))
+        await reserver.reserve(other["id"], other["benchmark"])
+        now = reserver.balance
+        replayed = await reserver.reserve(lost["id"], lost["benchmark"])
+    journal.close()
+    assert now is not None and replayed.charged and replayed.balance == now + 1
+    assert reserver.balance == now == emulator.admin.ledger(account.name)["balance"]
+    assert emulator.admin.ledger(account.name)["charge_count"] == 2
