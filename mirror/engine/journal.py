@@ -56,7 +56,8 @@ class Journal:
         return entry.attempts if entry else 0
 
     def unanswered(self, item_id: str) -> bool:
-        """True when this item's last reservation was sent and no answer was ever recorded."""
+        """True when reservations of this item were sent and none was ever answered (a kill, a lost
+        connection): the last one's key is the one worth sending again (see ``reserve``)."""
         entry = self.pending.get(item_id)
         return bool(entry and entry.attempts and entry.charged is None)
 
