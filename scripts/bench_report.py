@@ -1,8 +1,9 @@
 """Renders ``BENCHMARKS.md`` for ``scripts/bench.py``: machine, versions, every figure, the history.
 
 The file ends with its figures as a JSON block, so the next full run can tell which figures moved
-and append one history line for each (with the git commit and the run's ``--note``). Quick runs
-never touch the history: their small sizes are not comparable with a full run's.
+and append one history line for the run: its date, git commit and ``--note``, then every tracked
+figure that moved. Quick runs never touch the history: their small sizes are not comparable with
+a full run's.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def read_previous(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     history: list[str] = []
     if HISTORY_HEADER in text:
         tail = text.split(HISTORY_HEADER, 1)[1]
-        history = [ln for ln in tail.split(FIGURES_START, 1)[0].splitlines() if ln.startswith("- ")]
+        history = one_line_per_run([ln for ln in tail.split(FIGURES_START, 1)[0].splitlines()
+                                    if ln.startswith("- ")])
     found = re.search(re.escape(FIGURES_START) + r"\n(.*?)\n-->", text, re.S)
     try:
         return (json.loads(found.group(1)) if found else None), history
@@ -116,6 +118,8 @@ def bare_cpu_ms(figures: dict[str, Any]) -> float | None:
 
 
 def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note: str) -> list[str]:
+    """This run's line of the history: what its ``--note`` says changed, then each tracked figure that
+    moved by more than ``MOVED`` (first of all the machine, when the same bare-loop work cost more or less)."""
     stamp = f"{figures['date'][:10]} `{figures['machine']['commit']}`"
     why = note or "no --note given"
     if previous is None or previous.get("mode") != "full":
@@ -123,9 +127,7 @@ def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note
     machine: list[str] = []
     old_cpu, new_cpu = bare_cpu_ms(previous), bare_cpu_ms(figures)
     if old_cpu and new_cpu and abs(new_cpu - old_cpu) > MACHINE_MOVED * old_cpu:
-        machine.append(f"- {stamp} the machine: the bare loop's CPU per image (the same work in both runs) "
-                     f"{fmt(old_cpu)} → {fmt(new_cpu)} ms, {new_cpu / old_cpu:.2f}x; absolute and CPU-bound "
-                     "figures below moved with the machine, not only with the code")
+        machine.append(_machine_moved(f"{fmt(old_cpu)} → {fmt(new_cpu)} ms, {new_cpu / old_cpu:.2f}x"))
     moved: list[str] = []
     for key, label, lower_better in TRACKED:
         old, new = get(previous, key), get(figures, key)
@@ -134,8 +136,47 @@ def history_lines(previous: dict[str, Any] | None, figures: dict[str, Any], note
         if abs(new - old) <= MOVED * max(abs(old), 1e-9):
             continue
         better = (new < old) == lower_better
-        moved.append(f"- {stamp} {why}: {label} {fmt(old)} → {fmt(new)} ({'better' if better else 'worse'})")
-    return machine + (moved or [f"- {stamp} {why}: no tracked figure moved by more than {MOVED:.0%}"])
+        moved.append(f"{label} {fmt(old)} → {fmt(new)} ({'better' if better else 'worse'})")
+    moved = moved or [f"no tracked figure moved by more than {MOVED:.0%}"]
+    return [f"- {stamp} {why}: " + "; ".join(machine + moved)]
+
+
+def _machine_moved(change: str) -> str:
+    return (f"the machine first (the bare loop's CPU per image, the same work in both runs, {change}: absolute and "
+            "CPU-bound figures moved with it, not only with the code)")
+
+
+_OLD_LINE = re.compile(r"- (?P<stamp>\d{4}-\d\d-\d\d `[^`]+`) (?P<rest>.*)")
+_OLD_MACHINE = re.compile(r"the machine: the bare loop's CPU per image \(the same work in both runs\) (?P<change>.*?); "
+                          r"absolute and CPU-bound figures below moved with the machine, not only with the code")
+
+
+def one_line_per_run(lines: list[str]) -> list[str]:
+    """The history with one line per run. Earlier versions of this script wrote a line per moved
+    figure (and one for the machine), each repeating the run's date, commit and note: those lines
+    of one run are merged here into the line this version writes. Other lines are kept as they are."""
+    runs: list[tuple[str | None, str | None, list[str]]] = []     # (stamp, note, changes); stamp None: kept as is
+    for line in lines:
+        found = _OLD_LINE.fullmatch(line)
+        stamp, rest = (found["stamp"], found["rest"]) if found else (None, "")
+        why: str | None = None
+        change = None
+        if (machine := _OLD_MACHINE.fullmatch(rest)) is not None:
+            change = _machine_moved(machine["change"])
+        else:
+            for _, label, _ in TRACKED:
+                before, sep, after = rest.rpartition(f": {label} ")
+                if sep and " → " in after:
+                    why, change = before, f"{label} {after}"
+                    break
+        if stamp is None or change is None:
+            runs.append((None, line, []))
+        elif runs and runs[-1][0] == stamp and (why is None or runs[-1][1] in (None, why)):
+            runs[-1] = (stamp, runs[-1][1] or why, runs[-1][2] + [change])
+        else:
+            runs.append((stamp, why, [change]))
+    return [(text or "") if stamp is None else f"- {stamp} {text or 'no --note given'}: {'; '.join(changes)}"
+            for stamp, text, changes in runs]
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -306,8 +347,8 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
         lines += ["", "## Profile of the mirror", "",
                   f"py-spy, GIL-holding samples of one {fmt(prof['items'])}-item sync (share of samples):", ""]
         lines += _table(["inclusive share", "function"], [[f"{p:.1%}", f"`{f}`"] for f, p in prof["top"]])
-    lines += ["", HISTORY_HEADER, "", "Appended by each full run: one line per tracked figure that moved by more "
-              f"than {MOVED:.0%}, with the commit and the run's `--note`.", ""]
+    lines += ["", HISTORY_HEADER, "", "Appended by each full run: one line with its commit and `--note`, then each "
+              f"tracked figure that moved by more than {MOVED:.0%}.", ""]
     lines += history or ["(no full run yet)"]
     lines += ["", FIGURES_START, json.dumps(figures, indent=1, sort_keys=True), "-->", ""]
     return "\n".join(lines)
