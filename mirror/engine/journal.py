@@ -40,16 +40,22 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pending: dict[str, Pending] = read_pending(path)
-        self._rewrite()
+        if self.pending:
+            self._rewrite()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if not self.pending:
+            self._empty()
 
     def close(self) -> None:
         """Stop appending and leave only what is still pending: a finished 200k-item run had left
         600k lines for the next run to replay (~150 MB to read back at its start)."""
         if self._fd >= 0:
+            if not self.pending:
+                self._empty()
             os.close(self._fd)
             self._fd = -1
-            self._rewrite()
+            if self.pending:
+                self._rewrite()
 
     def attempts(self, item_id: str) -> int:
         entry = self.pending.get(item_id)
@@ -92,8 +98,14 @@ class Journal:
         """One write per call on an O_APPEND descriptor: records are whole or absent after a kill."""
         os.write(self._fd, lines.encode())
 
+    def _empty(self) -> None:
+        """Nothing is pending: truncate in place. Unlike ``_rewrite`` this needs no fsync (~1 ms, and
+        tens of ms on a disk busy writing back): whether a crash leaves the old records or none, they
+        replay to the same thing, nothing pending."""
+        os.ftruncate(self._fd, 0)
+
     def _rewrite(self) -> None:
-        """Start each run with a journal holding only what is still pending (atomic replace)."""
+        """Leave a journal holding only what is still pending (atomic replace)."""
         tmp = self.path.with_suffix(".rewrite")
         with open(tmp, "w", encoding="utf-8") as fh:
             for entry in self.pending.values():

@@ -75,15 +75,21 @@ async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, J
     """Lock DEST, finish whatever a killed run left half-done, and load what is already here."""
     layout = Layout.prepare(dest)
     with DestLock(layout):
-        await asyncio.to_thread(recover, layout)
-        layout.clean_tmp()
-        index = await asyncio.to_thread(ManifestIndex.load, layout)
-        await asyncio.to_thread(index.drop_missing_files, layout)   # re-fetched (free) by the walk
+        index = await asyncio.to_thread(_load_dest, layout)
         journal = Journal(layout.state / "journal.jsonl")
         try:
             yield layout, index, journal
         finally:
             journal.close()
+
+
+def _load_dest(layout: Layout) -> ManifestIndex:
+    """Reading DEST, in one worker thread: each hop to a thread costs a wait for the GIL on the way back."""
+    recover(layout)
+    layout.clean_tmp()
+    index = ManifestIndex.load(layout)
+    index.drop_missing_files(layout)        # those items are re-fetched (free) by the walk
+    return index
 
 
 async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: ProgressHook | None = None,

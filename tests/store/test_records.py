@@ -33,3 +33,26 @@ def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
     journal.close()                                            # a run that ends keeps only what is pending
     assert set(read_pending(path)) == {"paid", "unanswered"}
     assert len(path.read_text().splitlines()) == 3
+
+
+def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)                                    # none yet: created empty
+    assert path.read_text() == "" and not journal.pending
+    journal.reserving("a", "bench")
+    journal.reserved("a", charged=True)
+    journal.done(["a"])
+    assert len(path.read_text().splitlines()) == 3
+    journal.close()                                            # nothing pending: emptied, not rewritten
+    assert path.read_text() == ""
+    assert not (tmp_path / "journal.rewrite").exists()
+
+    with path.open("a") as fh:                                 # an older version's finished journal
+        fh.write('{"op":"reserve","id":"b","b":null}\n{"op":"reserved","id":"b","charged":true}\n'
+                 '{"op":"done","id":"b"}\n')
+    journal = Journal(path)
+    assert path.read_text() == "" and not journal.pending
+    journal.reserving("c", "bench")                            # appends from the start of the emptied file
+    journal.close()
+    assert set(read_pending(path)) == {"c"}
+    assert path.read_text().splitlines() == ['{"op": "reserve", "id": "c", "b": "bench"}']
