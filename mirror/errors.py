@@ -23,7 +23,7 @@ __all__ = [
     "MirrorError", "UsageError", "DestinationError", "LockHeldError", "BudgetExhausted",
     "IntegrityError", "TransportError", "RedirectRefused", "ApiError", "InvalidParam", "InvalidCursor",
     "AmbiguousBenchmark", "Unauthorized", "InsufficientCredits", "ForbiddenTier", "ForbiddenScope",
-    "NotFound", "UnknownBenchmark", "RateLimited", "ServerError", "api_error_from_body",
+    "NotFound", "UnknownBenchmark", "RateLimited", "ServerError", "api_error_from_body", "first_mirror_error",
     "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_AUTH", "EXIT_BUDGET", "EXIT_PARTIAL",
     "EXIT_LOCKED", "EXIT_INTERRUPTED",
 ]
@@ -185,6 +185,19 @@ def api_error_from_body(status: int, body: Any) -> ApiError:
         cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     text = body.get("error") if isinstance(body.get("error"), str) else f"HTTP {status}"
     return cls(f"{text} ({cls.code or status})", status=status, body=body)
+
+
+def first_mirror_error(group: BaseExceptionGroup) -> BaseException:
+    """The error a caller should see when concurrent workers failed together (a task group's group).
+
+    A fatal error in one worker (a key revoked mid-run, a full disk) cancels the others; it reaches
+    the caller as itself, with its own exit code and one line, not as a group. Without a
+    ``MirrorError`` in it, the first exception of any kind (a bug, to be reported by its type).
+    """
+    found: BaseException | None = group.subgroup(lambda exc: isinstance(exc, MirrorError)) or group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found
 
 
 def _choices(allowed: Any, available: Any) -> str:

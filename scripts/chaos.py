@@ -142,6 +142,8 @@ def main() -> int:
                              max_wait=3.0))
         outcomes.append(_run("emulator restart", cs.scenario_emulator_restart, work, a.items, a.seed,
                              restarts=a.restarts))
+        outcomes.append(_run("key revoked", cs.scenario_key_revoked_mid_run, work, a.items, a.seed))
+        outcomes.append(_run("file-size limit", cs.scenario_file_size_limit, work, a.items, a.seed, limit_bytes=8192))
         if cs.can_mount():
             outcomes.append(_run("disk full", cs.scenario_disk_full, work, a.items, a.seed, size_kb=1024))
             outcomes.append(_run("read-only", cs.scenario_read_only, work, a.items, a.seed, after_s=1.5))

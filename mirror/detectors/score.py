@@ -35,7 +35,14 @@ from mirror.detectors.ledger import Ledger
 from mirror.detectors.scores import ScoresWriter, latest_status
 from mirror.engine.report import Failure, run_report_dict
 from mirror.engine.reserve import idempotency_key
-from mirror.errors import EXIT_OK, EXIT_PARTIAL, DestinationError, MirrorError, TransportError, UsageError
+from mirror.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    DestinationError,
+    TransportError,
+    UsageError,
+    first_mirror_error,
+)
 from mirror.ratelimit import RateLimiter
 from mirror.store import MANIFEST_SCHEMA, Layout, open_manifest, resolve_inside
 
@@ -127,7 +134,7 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
             try:
                 await run.run(todo)
             except BaseExceptionGroup as group:
-                raise _first_mirror_error(group) from None
+                raise first_mirror_error(group) from None
             finally:
                 report.requests = getattr(getattr(det, "http", None), "requests", 0)
     finally:
@@ -300,14 +307,6 @@ class _Run:
     def _flush_sync(self) -> None:
         rows, self._rows = self._rows, []
         self._writer.write(rows)
-
-
-def _first_mirror_error(group: BaseExceptionGroup) -> BaseException:
-    """A fatal error in one worker (a revoked token) reaches the caller as itself, not as a group."""
-    found = group.subgroup(lambda exc: isinstance(exc, MirrorError))
-    while isinstance(found, BaseExceptionGroup):
-        found = found.exceptions[0]
-    return found if found is not None else group
 
 
 def _sha256_file(path: Path) -> str:

@@ -13,12 +13,15 @@ ignored). Only ids and outcomes are written: never the key, never a signed URL.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror.store.layout import destination_error
 from mirror.store.records import replay_records
 
 __all__ = ["Journal", "Pending", "read_pending"]
@@ -40,11 +43,14 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pending: dict[str, Pending] = read_pending(path)
-        if self.pending:
-            self._rewrite()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        if not self.pending:
-            self._empty()
+        try:
+            if self.pending:
+                self._rewrite()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if not self.pending:
+                self._empty()
+        except OSError as exc:
+            raise destination_error(exc, path) from None
 
     def close(self) -> None:
         """Stop appending and leave only what is still pending: a finished 200k-item run had left
@@ -55,7 +61,8 @@ class Journal:
             os.close(self._fd)
             self._fd = -1
             if self.pending:
-                self._rewrite()
+                with contextlib.suppress(OSError):      # DEST full: left long, but whole; compacted next run
+                    self._rewrite()
 
     def attempts(self, item_id: str) -> int:
         entry = self.pending.get(item_id)
@@ -95,8 +102,16 @@ class Journal:
         return bool(entry and entry.charged)
 
     def _write(self, lines: str) -> None:
-        """One write per call on an O_APPEND descriptor: records are whole or absent after a kill."""
-        os.write(self._fd, lines.encode())
+        """One write per call on an O_APPEND descriptor: records are whole or absent after a kill.
+
+        A record that cannot be written (DEST full or read-only) stops the run as a DestinationError
+        before the request it announces is sent."""
+        data = lines.encode()
+        try:
+            if os.write(self._fd, data) != len(data):       # a short write: the disk filled up in it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            raise destination_error(exc, self.path) from None
 
     def _empty(self) -> None:
         """Nothing is pending: truncate in place. Unlike ``_rewrite`` this needs no fsync (~1 ms, and
@@ -107,15 +122,19 @@ class Journal:
     def _rewrite(self) -> None:
         """Leave a journal holding only what is still pending (atomic replace)."""
         tmp = self.path.with_suffix(".rewrite")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for entry in self.pending.values():
-                for _ in range(entry.attempts):
-                    fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark}) + "\n")
-                if entry.charged is not None:
-                    fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for entry in self.pending.values():
+                    for _ in range(entry.attempts):
+                        fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark}) + "\n")
+                    if entry.charged is not None:
+                        fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def read_pending(path: Path) -> dict[str, Pending]:

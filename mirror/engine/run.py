@@ -13,6 +13,7 @@ row names a missing file.
 from __future__ import annotations
 
 import asyncio
+import errno
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -39,9 +40,10 @@ from mirror.errors import (
     RateLimited,
     ServerError,
     TransportError,
+    first_mirror_error,
 )
 from mirror.jobs import Selection
-from mirror.store import Layout, ManifestIndex, ManifestWriter, image_relpath, row_from_item
+from mirror.store import Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath, row_from_item
 
 __all__ = ["Pipeline", "ProgressHook"]
 
@@ -51,6 +53,10 @@ _FLUSH_EVERY_S = 2.0
 _MAX_RENEWALS = 3
 _RETRYABLE = (TransportError, IntegrityError, ServerError, RateLimited)
 _ITEM_REFUSED = (NotFound, ForbiddenTier, ForbiddenScope)
+# A file DEST itself refuses (full, read-only, gone, a size limit) means every later file would
+# fail too: the run stops at the first, spending no more, with one line saying what to do.
+_DEST_WIDE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                        errno.ENOENT, errno.ENOTDIR, errno.EFBIG})
 
 
 @dataclass
@@ -101,6 +107,8 @@ class Pipeline:
                         tg.start_soon(self._work, work_recv.clone())
                     work_recv.close()
                 stages_done.set()
+        except BaseExceptionGroup as group:       # one worker's fatal error stopped them all
+            raise first_mirror_error(group) from None
         finally:
             self._flush_sync()
             self._seen = SeenIds()      # freed before compaction
@@ -179,6 +187,11 @@ class Pipeline:
                 download = renewed
             except (IntegrityError, TransportError) as exc:
                 self._fail(work.item_id, str(exc))
+                return
+            except OSError as exc:
+                if exc.errno in _DEST_WIDE:
+                    raise destination_error(exc, self.layout.dest) from None
+                self._fail(work.item_id, f"could not write {relpath}: {exc.strerror or exc}")
                 return
         else:
             self._fail(work.item_id, "signed URL kept expiring before it could be fetched")

@@ -99,6 +99,8 @@ def destination_error(exc: OSError, path: Path) -> DestinationError:
         hint = "the file system is read-only: choose another destination"
     elif exc.errno in (errno.EACCES, errno.EPERM):
         hint = "fix its permissions or choose a folder you can write to"
+    elif exc.errno == errno.EFBIG:
+        hint = "a file-size limit stops the writes (ulimit -f): raise it or choose another destination"
     elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
         hint = "a file is in the way of a folder: move it or choose another destination"
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -389,6 +390,57 @@ def scenario_emulator_restart(emu: SubprocessEmulator, key: str, account: str, d
     return res
 
 
+def scenario_key_revoked_mid_run(emu: SubprocessEmulator, key: str, account: str, dest: Path) -> Outcome:
+    """The key is revoked while the sync runs: exit 3 with one line, nothing half-written; a new key
+    of the same account then finishes the mirror and pays nothing twice."""
+    emu.set_faults(latency_ms=6)
+    log: list[CliRun] = []
+    proc = subprocess.Popen(cli_cmd(*sync_args(emu.url, dest), timeouts=TEST_TIMEOUTS), env=cli_env(key),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while emu.admin.ledger(account)["charge_count"] < 10 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    emu.admin.revoke_key(key)
+    out_, err = proc.communicate(timeout=300)
+    revoked = CliRun(proc.returncode, out_, err)
+    log.append(revoked)
+    charged = emu.admin.ledger(account)["charge_count"]
+    new_key = emu.admin.create_key("live", rate_limit=100_000, account=account)
+    res = finish_and_check("key revoked mid-run, then a new key", emu, new_key, account, dest, log,
+                           f"revoked-key run exited {revoked.code}: {_last(err)[:70]}; {charged} charged before it")
+    line = _last(err)
+    if revoked.code != 3 or "unauthorized" not in line or len(revoked.lines) != 1:
+        res.checks["exit + summary"] = (False, f"revoked run: exit {revoked.code}, {len(revoked.lines)} line(s): "
+                                               f"{line[:70]}")
+    if key_leaks(key, [revoked.stdout, revoked.stderr], dest):
+        res.checks["no key leak"] = (False, "the revoked key is in the output or DEST")
+    return res
+
+
+def scenario_file_size_limit(emu: SubprocessEmulator, key: str, account: str, dest: Path, *,
+                             limit_bytes: int) -> Outcome:
+    """Writes in DEST fail (the kernel's file-size limit, ``ulimit -f``: EFBIG, no root needed, like a
+    full disk): the run stops with exit 2 and one line; without the limit, a re-run finishes free."""
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    log: list[CliRun] = []
+    args = [*sync_args(emu.url, dest), "--concurrency", "2"]
+    proc = subprocess.run(cli_cmd(*args, timeouts=TEST_TIMEOUTS), env=cli_env(key), capture_output=True, text=True,
+                          timeout=300, preexec_fn=limited)
+    first = CliRun(proc.returncode, proc.stdout, proc.stderr)
+    log.append(first)
+    charged = emu.admin.ledger(account)["charge_count"]
+    res = finish_and_check(f"writes refused (ulimit -f {limit_bytes} bytes), then allowed", emu, key, account, dest,
+                           log, f"limited run exited {first.code}: {_last(first.stderr)[:80]}; {charged} charged "
+                                "before it stopped")
+    if first.code != 2 or "ulimit -f" not in _last(first.stderr):
+        res.checks["exit + summary"] = (False, f"limited run: exit {first.code}: {_last(first.stderr)[:70]}")
+    return res
+
+
 def _fmt(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
@@ -491,8 +543,17 @@ def scenario_read_only(emu: SubprocessEmulator, key: str, account: str, dest: Pa
     try:
         if proc.poll() is None:
             _mount("--bind", str(dest), str(dest))
-            _mount("-o", "remount,bind,ro", str(dest))
             mounted = True
+            # The remount fails (EBUSY) while a file the run created on the new mount is open for
+            # writing, which it is for a few microseconds per image: try again.
+            for attempt in itertools.count():
+                try:
+                    _mount("-o", "remount,bind,ro", str(dest))
+                    break
+                except subprocess.CalledProcessError:
+                    if attempt >= 50 or proc.poll() is not None:
+                        raise
+                    time.sleep(0.01)
         out_, err = proc.communicate(timeout=300)
         log.append(CliRun(proc.returncode, out_, err))
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mirror.errors import InvalidParam, UnknownBenchmark, api_error_from_body
+from mirror.errors import InvalidParam, UnknownBenchmark, api_error_from_body, first_mirror_error
 
 
 def test_the_line_names_the_benchmarks_the_key_can_use():
@@ -26,3 +26,11 @@ def test_hostile_choices_stay_one_short_printable_line():
 def test_no_choices_no_suffix():
     assert str(api_error_from_body(401, {"error": "Bad key.", "code": "unauthorized"})) == "Bad key. (unauthorized)"
     assert str(api_error_from_body(500, "<html>oops</html>")) == "HTTP 500 (server_error)"
+
+
+def test_a_fatal_error_of_one_worker_reaches_the_caller_as_itself():
+    revoked = api_error_from_body(401, {"error": "Revoked key.", "code": "unauthorized"})
+    group = BaseExceptionGroup("workers", [ExceptionGroup("inner", [ValueError("x"), revoked]), KeyError("k")])
+    assert first_mirror_error(group) is revoked
+    bug = KeyError("k")
+    assert first_mirror_error(ExceptionGroup("workers", [ExceptionGroup("inner", [bug])])) is bug
