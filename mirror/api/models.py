@@ -156,16 +156,30 @@ class Page:
     next_cursor: str | None
     total: int | None
     raw: dict[str, Any]
-    malformed: int = 0        # entries without a string id: skipped, and reported by the caller
+    malformed: int = 0        # entries without a usable id (see _usable_id): skipped, and reported by the caller
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Page:
         data = obj.get("data")
         if not isinstance(data, list):
             raise ValueError("items response has no data list")
-        items = [it for it in data if isinstance(it, dict) and isinstance(it.get("id"), str)]
+        items = [it for it in data if isinstance(it, dict) and _usable_id(it.get("id"))]
         cursor = obj.get("next_cursor")
         total = obj.get("total")
         return cls(items=items, malformed=len(data) - len(items), has_more=obj.get("has_more") is True,
                    next_cursor=cursor if isinstance(cursor, str) and cursor else None,
                    total=total if isinstance(total, int) else None, raw=obj)
+
+
+def _usable_id(value: Any) -> bool:
+    """A string that is valid Unicode: JSON may carry a lone surrogate (``"\\ud800"``), which no
+    file name, manifest row or request path can hold. API ids are ASCII; the check costs ~50 ns."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

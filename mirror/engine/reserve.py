@@ -28,7 +28,9 @@ __all__ = ["Budget", "Reserver", "idempotency_key"]
 
 def idempotency_key(benchmark: str | None, item_id: str, attempt: int = 0) -> str:
     """Deterministic from account-independent inputs: same benchmark + item -> same key everywhere."""
-    digest = hashlib.sha256(f"{benchmark or ''}\n{item_id}".encode()).hexdigest()[:32]
+    # surrogatepass: a lone surrogate in a server-sent benchmark name must not crash; valid text
+    # encodes exactly as plain UTF-8, so every key derived before stays the same.
+    digest = hashlib.sha256(f"{benchmark or ''}\n{item_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"mm1-{digest}" if attempt == 0 else f"mm1-{digest}-r{attempt}"
 
 

@@ -130,8 +130,8 @@ class Pipeline:
                 async for page in walk(self.client, selection, start_cursor=start_cursor, first=first_page):
                     self.last_cursor = page.cursor
                     if page.malformed:
-                        self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without a string "
-                                   "id", retryable=False)
+                        self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without an id that "
+                                   "is a string of valid Unicode", retryable=False)
                     ids = [item["id"] for item in page.items]
                     firsts = self._seen.first_sightings(ids)   # False: a duplicate across pages, or pending
                     mirrored = self.index.contains_many(ids)   # one search a page

@@ -77,6 +77,9 @@ _ROW_GROUP_ROWS = 64 * 1024        # several row groups per big file lets reader
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json(value: Any) -> str:
     """Compact, key-sorted JSON: equal values give equal text, so the columns compare and dedupe."""
     return _ENCODER.encode(value)
@@ -105,8 +108,9 @@ def row_from_item(
     Nothing the server sent is lost: unknown fields go to ``extra`` (including fields named like
     our own file columns, whose values are our measurements).  ``downloaded_at`` must be
     timezone-aware; it is stored in UTC at millisecond precision, which is what compaction
-    compares.  Raises ValueError for an item without a string id or with text that is not
-    valid UTF-8 (a lone surrogate): such a row could never be written.
+    compares.  Raises ValueError for an item without a string id, or with an id that is not
+    valid Unicode (a lone surrogate): such a row could never be written. A lone surrogate in
+    any other text becomes U+FFFD, so the image the account paid for still gets its row.
     """
     if not isinstance(item.get("id"), str):
         raise ValueError(f"API item has no string id: {item.get('id')!r}")
@@ -124,9 +128,14 @@ def row_from_item(
         path=path, bytes=int(bytes), sha256=sha256, width=int(width), height=int(height),
         charged=bool(charged), downloaded_at=stamp.replace(microsecond=stamp.microsecond // 1000 * 1000),
     )
-    for value in row.values():
+    for name, value in row.items():
         if isinstance(value, str) and not value.isascii():
-            value.encode("utf-8")  # raises UnicodeEncodeError (a ValueError) on lone surrogates
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:      # a lone surrogate, from JSON: unwritable as UTF-8
+                if name == "id":
+                    raise
+                row[name] = _SURROGATE.sub("\ufffd", value)   # as any UTF-8 decoder shows bad text
     return row
 
 

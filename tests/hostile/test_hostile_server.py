@@ -6,6 +6,7 @@ never reached the storage route or the other host, and the key is in no message 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -87,7 +88,26 @@ async def test_items_without_a_string_id_are_skipped_with_a_reason(hostile, tmp_
     report = await sync(hostile, dest)
     assert report.status == "partial" and report.exit_code == 5
     assert sorted(manifest_ids(dest)) == ["a", "b"]
-    assert [f.reason for f in report.failures] == ["skipped 3 item(s) the server sent without a string id"]
+    assert [f.reason for f in report.failures] == [
+        "skipped 3 item(s) the server sent without an id that is a string of valid Unicode"]
+    assert_safe(hostile, tmp_path, dest)
+
+
+async def test_text_that_is_not_valid_unicode_neither_crashes_the_run_nor_loses_a_paid_image(hostile, tmp_path):
+    """JSON may carry lone surrogates ("\\ud800"), which UTF-8 cannot hold: an id like that is skipped
+    before anything is spent; in a label or the benchmark name it becomes U+FFFD in the row."""
+    labels = {**item("labels"), "generator": "gen\ud800", "benchmark": f"{BENCH}\udcff", "note": "\udfff"}
+    hostile.behaviour.pages = [[item("a"), {**item("x"), "id": "bad\udcffid"}, labels, item("b")]]
+    dest = tmp_path / "dest"
+    report = await sync(hostile, dest)
+    rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
+    assert sorted(rows) == ["a", "b", "labels"]
+    assert rows["labels"]["generator"] == "gen\ufffd" and rows["labels"]["benchmark"] == f"{BENCH}\ufffd"
+    assert json.loads(rows["labels"]["extra"]) == {"note": "\ufffd"}
+    assert (dest / rows["labels"]["path"]).read_bytes() == jpeg(len("labels"))      # what storage served
+    assert [f.reason for f in report.failures] == [
+        "skipped 1 item(s) the server sent without an id that is a string of valid Unicode"]
+    assert [seen.path for seen in hostile.api_seen if "/download/" in seen.path and "bad" in seen.path] == []
     assert_safe(hostile, tmp_path, dest)
 
 

@@ -70,11 +70,22 @@ def test_row_from_item_defaults() -> None:
     assert r["attributes"] == "{}" and r["metadata"] is None and r["extra"] is None
 
 
-@pytest.mark.parametrize("bad", [{"id": None}, {"id": 7}, {"id": "a\ud800"}, {"generator": "\udcff"}])
+@pytest.mark.parametrize("bad", [{"id": None}, {"id": 7}, {"id": "a\ud800"}])
 def test_row_from_item_refuses_unwritable_items(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         row_from_item(item("x", **bad), path="p", bytes=1, sha256="s", width=1, height=1, charged=True,
                       downloaded_at=T0)
+
+
+def test_row_text_that_is_not_valid_unicode_is_written_with_a_replacement_character(tmp_path: Path) -> None:
+    r = row_from_item(item("x", generator="gen\udcff", attributes={"k\ud800": "é"}, odd="\ud800!"), path="p",
+                      bytes=1, sha256="s", width=1, height=1, charged=True, downloaded_at=T0)
+    assert r["generator"] == "gen\ufffd" and r["id"] == "x"
+    assert json.loads(r["attributes"]) == {"k\ufffd": "é"} and json.loads(r["extra"]) == {"odd": "\ufffd!"}
+    layout = Layout.prepare(tmp_path / "d")
+    writer = ManifestWriter(layout, run_id="r1")
+    writer.add(r)
+    pq.read_table(writer.flush())           # the row can be written and read back
 
 
 def test_row_from_item_needs_an_aware_time() -> None:
