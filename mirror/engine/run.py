@@ -1,7 +1,7 @@
 """Wires the stages: pages -> reservations -> fetches -> files -> manifest rows.
 
-The page walker feeds ``concurrency`` workers through a bounded anyio memory stream, so memory
-stays flat for any corpus size. Each worker takes one item through the remaining stages itself
+The page walker feeds ``concurrency`` workers through a bounded queue, so memory stays flat for
+any corpus size. Each worker takes one item through the remaining stages itself
 (reserve, fetch, place, row): a signed URL is fetched by the worker that just reserved it, never
 after waiting in a queue, and an item costs no hand-off between tasks. Rows are written to the
 manifest in parts by a single flusher, and only after a part is on disk are its items marked
@@ -13,15 +13,13 @@ row names a missing file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
-
-import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from typing import Any
 
 from mirror.api.client import MargenClient
 from mirror.api.models import Download, Item, Page
@@ -48,7 +46,6 @@ from mirror.store import Layout, ManifestIndex, ManifestWriter, destination_erro
 __all__ = ["Pipeline", "ProgressHook"]
 
 ProgressHook = Callable[[int, int], None]   # (items done, bytes) increments
-T = TypeVar("T")
 _FLUSH_EVERY_S = 2.0
 _MAX_RENEWALS = 3
 _RETRYABLE = (TransportError, IntegrityError, ServerError, RateLimited)
@@ -87,7 +84,7 @@ class Pipeline:
         self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
         self._row_ids: list[str] = []       # items whose rows the writer holds, not yet sealed
         self._sealed_ids: list[str] = []    # items whose rows are sealed, not yet in a part
-        self._flush_lock = anyio.Lock()
+        self._flush_lock = asyncio.Lock()
         self._seen = SeenIds()
 
     async def run(self, selection: Selection | None, start_cursor: str = "",
@@ -96,16 +93,17 @@ class Pipeline:
 
         ``first_page``: the walk's page at ``start_cursor``, when the caller has already asked for it.
         """
-        work_send, work_recv = anyio.create_memory_object_stream[_Work](1000)
-        stages_done = anyio.Event()
+        # asyncio's own task groups and queue, not anyio's: aiohttp ties the engine to asyncio anyway,
+        # and importing anyio's asyncio backend cost every sync 30-50 ms of CPU before its first download.
+        queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=1000)
+        stages_done = asyncio.Event()
         try:
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(self._flush_periodically, stages_done)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._produce, selection, start_cursor, first_page, work_send)
+            async with asyncio.TaskGroup() as outer:
+                outer.create_task(self._flush_periodically(stages_done))
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._feed(selection, start_cursor, first_page, queue))
                     for _ in range(self.concurrency):
-                        tg.start_soon(self._work, work_recv.clone())
-                    work_recv.close()
+                        tg.create_task(self._work(queue))
                 stages_done.set()
         except BaseExceptionGroup as group:       # one worker's fatal error stopped them all
             raise first_mirror_error(group) from None
@@ -114,48 +112,55 @@ class Pipeline:
             self._seen = SeenIds()      # freed before compaction
 
     # -- stage 1: pages ----------------------------------------------------------------------
+    async def _feed(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
+                    queue: asyncio.Queue[_Work | None]) -> None:
+        """Queue the work, then one ``None`` per worker: there is no more. (A failure instead
+        cancels the workers: the task group does.) ``Queue.put`` and ``get`` only yield to the
+        event loop when they must wait, so an item costs no extra loop turn on its way."""
+        await self._produce(selection, start_cursor, first_page, queue)
+        for _ in range(self.concurrency):
+            await queue.put(None)
+
     async def _produce(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
-                       send: ObjectSendStream[_Work]) -> None:
-        async with send:
-            pending = list(self.journal.pending)
-            self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
-                               if done])                                  # their rows were written after all
-            self._seen.add_all(self.journal.pending)
-            for entry in list(self.journal.pending.values()):
-                if self.pending_only is None or entry.item_id in self.pending_only:
-                    await _send(send, _Work(entry.item_id, entry.benchmark, None))
-            if selection is None:
-                return
-            try:
-                async for page in walk(self.client, selection, start_cursor=start_cursor, first=first_page):
-                    self.last_cursor = page.cursor
-                    if page.malformed:
-                        self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without an id that "
-                                   "is a string of valid Unicode", retryable=False)
-                    ids = [item["id"] for item in page.items]
-                    firsts = self._seen.first_sightings(ids)   # False: a duplicate across pages, or pending
-                    mirrored = self.index.contains_many(ids)   # one search a page
-                    for item, first, already in zip(page.items, firsts, mirrored, strict=True):
-                        item_id = item["id"]
-                        if not first:
-                            continue
-                        if already:
-                            self.report.already_mirrored += 1
-                            continue
-                        if self.reserver.budget.exhausted:
-                            return
-                        await _send(send, _Work(item_id, item.get("benchmark") or selection.benchmark, item))
-                self.walk_complete = True
-            except (TransportError, ServerError, RateLimited) as exc:
-                self._fail("(listing)", f"walk stopped: {exc}")
+                       queue: asyncio.Queue[_Work | None]) -> None:
+        pending = list(self.journal.pending)
+        self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
+                           if done])                                  # their rows were written after all
+        self._seen.add_all(self.journal.pending)
+        for entry in list(self.journal.pending.values()):
+            if self.pending_only is None or entry.item_id in self.pending_only:
+                await queue.put(_Work(entry.item_id, entry.benchmark, None))
+        if selection is None:
+            return
+        try:
+            async for page in walk(self.client, selection, start_cursor=start_cursor, first=first_page):
+                self.last_cursor = page.cursor
+                if page.malformed:
+                    self._fail("(listing)", f"skipped {page.malformed} item(s) the server sent without an id that "
+                               "is a string of valid Unicode", retryable=False)
+                ids = [item["id"] for item in page.items]
+                firsts = self._seen.first_sightings(ids)   # False: a duplicate across pages, or pending
+                mirrored = self.index.contains_many(ids)   # one search a page
+                for item, first, already in zip(page.items, firsts, mirrored, strict=True):
+                    item_id = item["id"]
+                    if not first:
+                        continue
+                    if already:
+                        self.report.already_mirrored += 1
+                        continue
+                    if self.reserver.budget.exhausted:
+                        return
+                    await queue.put(_Work(item_id, item.get("benchmark") or selection.benchmark, item))
+            self.walk_complete = True
+        except (TransportError, ServerError, RateLimited) as exc:
+            self._fail("(listing)", f"walk stopped: {exc}")
 
     # -- stages 2 to 4, one item at a time per worker -----------------------------------------
-    async def _work(self, recv: ObjectReceiveStream[_Work]) -> None:
-        async with recv:
-            while (work := await _receive(recv)) is not None:
-                download = await self._reserve_one(work)
-                if download is not None:
-                    await self._fetch_one(work, download)
+    async def _work(self, queue: asyncio.Queue[_Work | None]) -> None:
+        while (work := await queue.get()) is not None:
+            download = await self._reserve_one(work)
+            if download is not None:
+                await self._fetch_one(work, download)
 
     # -- stage 2: reservations ---------------------------------------------------------------
     async def _reserve_one(self, work: _Work) -> Download | None:
@@ -211,20 +216,23 @@ class Pipeline:
             await self._flush()
 
     # -- the manifest --------------------------------------------------------------------------
-    async def _flush_periodically(self, stages_done: anyio.Event) -> None:
+    async def _flush_periodically(self, stages_done: asyncio.Event) -> None:
         while not stages_done.is_set():
-            with anyio.move_on_after(_FLUSH_EVERY_S):
-                await stages_done.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FLUSH_EVERY_S):
+                    await stages_done.wait()
             await self._flush()
 
     async def _flush(self) -> None:
         # Shielded: a part on disk whose items are not marked done would be fetched again next run.
-        with anyio.CancelScope(shield=True):
-            async with self._flush_lock:
-                self._seal()                 # on the loop: see ManifestWriter.seal
-                if self._sealed_ids:
-                    await asyncio.to_thread(self._writer.write_sealed)
-                    self._written()
+        await _to_the_end(self._flush_now())
+
+    async def _flush_now(self) -> None:
+        async with self._flush_lock:
+            self._seal()                 # on the loop: see ManifestWriter.seal
+            if self._sealed_ids:
+                await asyncio.to_thread(self._writer.write_sealed)
+                self._written()
 
     def _flush_sync(self) -> None:
         """Last flush on the way out, also after a cancellation: no awaiting allowed here."""
@@ -249,24 +257,21 @@ class Pipeline:
             self.report.failures.append(Failure(item_id, self.client.redact(reason), retryable))
 
 
-# anyio's send() and receive() yield to the event loop on every call, even when they need not
-# wait: two extra loop turns per item. These wait only when the stream is full or empty; every
-# stage awaits HTTP between calls, so cancellation still arrives promptly.
-async def _send(stream: ObjectSendStream[T], item: T) -> None:
-    try:
-        stream.send_nowait(item)
-    except anyio.WouldBlock:
-        await stream.send(item)
+async def _to_the_end(step: Coroutine[Any, Any, None]) -> None:
+    """Run ``step`` to its end even if the caller is cancelled meanwhile; then the cancellation goes on.
 
-
-async def _receive(stream: ObjectReceiveStream[T]) -> T | None:
-    """The next item, or None once every sender has closed and the stream is drained."""
-    try:
-        return stream.receive_nowait()
-    except anyio.WouldBlock:
+    ``asyncio.shield`` alone lets the caller go at once, with ``step`` still running: the run's last
+    flush could then start beside it. This waits it out, as a shielded cancel scope does.
+    """
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
         try:
-            return await stream.receive()
-        except anyio.EndOfStream:
-            return None
-    except anyio.EndOfStream:
-        return None
+            await asyncio.shield(task)          # the step's own error, if any, comes out here
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():                # the step itself was cancelled: the loop is closing
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
 import pyarrow as pa
 
 from mirror.api.client import MargenClient
@@ -40,9 +39,6 @@ __all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook
 
 T = TypeVar("T")
 TotalHook = Callable[[int | None], None]   # told how many items the run expects to mirror, when known
-# Time for the event loop to open a connection and write a request: on loopback, 1 ms was too short
-# for a process's first connection (the import then ran first), 3 ms enough; see _load_anyio_backend.
-_WRITE_GRACE_S = 0.003
 
 
 async def resolve_selection(client: MargenClient, selection: Selection) -> tuple[Selection, Catalog]:
@@ -108,8 +104,6 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
             async with _client(job, api_key, base_url, timeouts, retries) as client, \
                     _alongside(resolve_selection(client, job.selection)) as resolving, \
                     _alongside(_first_page_early(client, job.selection, states)) as early:
-                if early is not None:           # a walk is coming: it needs anyio's backend
-                    await _load_anyio_backend()
                 try:
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
                                 timeouts, retries, resolving, early)
@@ -237,21 +231,6 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                                                       datetime.now(UTC).isoformat(timespec="seconds")))
     report.message = report.message or f"{rows} rows in the manifest"
     report.balance = reserver.balance
-
-
-async def _load_anyio_backend() -> None:
-    """Load anyio's asyncio backend while ``/catalog`` and the first page are on the wire.
-
-    The pipeline's task groups and streams need it, and importing it takes ~30 ms of CPU (dataclasses
-    built at import time) during which the event loop runs nothing. Before the first requests that
-    was ~30 ms more before the first download. Started ``_WRITE_GRACE_S`` after them, once the loop
-    has connected and written them, it fills time the loop would spend waiting for their answers;
-    and a request still connecting then goes on right after it, no later than before. Once loaded (a
-    second sync in one process, or a caller's ``anyio.run``), only the sleep is left, shorter than
-    the first page's round trip, which the walk waits for anyway.
-    """
-    await asyncio.sleep(_WRITE_GRACE_S)
-    anyio.current_time()      # the first call into anyio's event-loop API imports the backend
 
 
 def _first_page_early(client: MargenClient, selection: Selection,
