@@ -21,6 +21,7 @@ class SelectionRecord:
     total_matching: int
     watermark: str            # the cursor of the last page of the last complete walk
     completed_at: str
+    rows_here: int | None = None   # manifest rows in DEST when it ended (None: a record from before)
 
 
 class SelectionStates:

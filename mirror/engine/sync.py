@@ -193,7 +193,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                 report.status = "up-to-date"
                 report.message = "nothing new to mirror"
                 return
-            if found.total_matching > record.total_matching:
+            if found.total_matching > record.total_matching and not _rows_lost(record, index):
                 start = record.watermark              # only appended items are new
     if on_total is not None and record is not None:
         on_total(found.total_matching - len(index) if found is not None and not start else None)
@@ -228,7 +228,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
         report.status = "complete"
         if found is not None and pipeline.last_cursor is not None:
             states.put(selection.key, SelectionRecord(found.total_matching, pipeline.last_cursor,
-                                                      datetime.now(UTC).isoformat(timespec="seconds")))
+                                                      datetime.now(UTC).isoformat(timespec="seconds"), rows))
     report.message = report.message or f"{rows} rows in the manifest"
     report.balance = reserver.balance
 
@@ -276,9 +276,16 @@ async def _count(client: MargenClient, selection: Selection, index: ManifestInde
 
 def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, index: ManifestIndex) -> bool:
     """True when nothing can have changed since the last complete walk of this selection."""
-    if record is None or journal.pending or index.dropped or found.remaining:
+    if record is None or journal.pending or _rows_lost(record, index) or found.remaining:
         return False
     return found.total_matching == record.total_matching
+
+
+def _rows_lost(record: SelectionRecord, index: ManifestIndex) -> bool:
+    """Whether DEST may hold less than when the selection's last walk ended: files gone, or fewer
+    manifest rows (a manifest file moved away, as an unreadable one must be). The server's counts
+    cannot tell: the account still owns those items. A record from before rows were counted: maybe."""
+    return bool(index.dropped) or record.rows_here is None or len(index) < record.rows_here
 
 
 def _client(job: SyncJob, api_key: ApiKey, base_url: str, timeouts: Timeouts, retries: Retries) -> MargenClient:

@@ -234,6 +234,11 @@ def open_manifest(dest: Path | str) -> ds.Dataset:
     import pyarrow.dataset as ds  # for readers only: a sync never needs it (~15 MB of RSS)
 
     files = manifest_files(Layout(Path(dest)))
+    for path in files:          # a footer that cannot be read is named here, not deep in a scan
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise unreadable(path, exc) from exc
     return ds.dataset([str(f) for f in files], schema=MANIFEST_SCHEMA, format="parquet")
 
 
@@ -254,13 +259,19 @@ def _next_seq(layout: Layout, run_id: str) -> int:
     return max(seqs, default=0) + 1
 
 
+def unreadable(path: Path, exc: BaseException) -> DestinationError:
+    """The one line for a manifest file that cannot be read (truncated, foreign, a failing disk).
+
+    Moving it away is safe: a sync then re-fetches its items, free, since the account owns them."""
+    return DestinationError(f"manifest file {path} is unreadable ({exc}): move it out of the manifest folder "
+                            "and run the sync again (it re-fetches those items, free)")
+
+
 def _replaced_names(compacted: Path) -> list[str]:
     try:
         kv = pq.read_metadata(compacted).metadata or {}
     except (OSError, pa.ArrowException) as exc:
-        raise DestinationError(
-            f"manifest file {compacted} is unreadable ({exc}): move it out of the manifest folder and run again"
-        ) from exc
+        raise unreadable(compacted, exc) from exc
     names = json.loads(kv.get(REPLACES_KEY, b"[]"))
     # Only bare names of other files in manifest/: never trust stored text to be a safe path.
     return [n for n in names if isinstance(n, str) and n == Path(n).name and n != compacted.name]

@@ -139,3 +139,35 @@ async def test_fetches_reuse_the_connections_reservations_release(emulator, acco
     assert report.status == "complete" and report.mirrored == counters["storage_ok"] >= 100
     assert 8 <= counters["connections"] <= 8 + 4, counters["connections"]
     assert counters["auth_header_refusals"] == 0
+
+
+async def test_an_unreadable_manifest_file_is_named_and_moving_it_away_brings_its_rows_back_free(
+        emulator, account, tmp_path):
+    """A damaged manifest file stops sync, status and verify with one line naming it; once it is
+    moved away, as that line says, the next sync walks again (it is not "up-to-date") and re-fetches
+    its items for free."""
+    import pytest
+
+    from mirror.engine.status import read_status
+    from mirror.engine.verify import verify_files
+    from mirror.errors import DestinationError
+
+    dest = tmp_path / "m"
+    first = await do_sync(emulator, account, dest)
+    charges = emulator.admin.ledger(account.name)["charge_count"]
+    [damaged] = (dest / "manifest").glob("*.parquet")
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    for attempt in (lambda: do_sync(emulator, account, dest), lambda: _call(read_status, dest),
+                    lambda: _call(verify_files, dest)):
+        with pytest.raises(DestinationError, match=f"manifest file {damaged} is unreadable .*move it out"):
+            await attempt()
+    damaged.rename(tmp_path / damaged.name)
+    again = await do_sync(emulator, account, dest)
+    assert again.status == "complete" and again.mirrored == first.mirrored, again.to_dict()
+    assert mirror.open_manifest(dest).count_rows() == first.mirrored
+    assert emulator.admin.ledger(account.name)["charge_count"] == charges          # nothing paid twice
+    assert (await do_sync(emulator, account, dest)).status == "up-to-date"
+
+
+async def _call(fn, *args):
+    return fn(*args)
