@@ -127,21 +127,30 @@ def _sync(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _mirrored_dest(dest: str) -> Path:
+    """DEST of a verb that reads a mirror (status, verify, compact): a typo must not read as "all ok"."""
+    path = Path(dest).expanduser()
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise UsageError(f"{dest} {what}: nothing is mirrored there; check the path (sync creates a destination)")
+    return path
+
+
 def _status(args: argparse.Namespace) -> int:
-    report = read_status(args.dest)
+    report = read_status(_mirrored_dest(args.dest))
     emit(report.to_dict(), as_json=args.json, lines=report.lines())
     return EXIT_OK
 
 
 def _compact(args: argparse.Namespace) -> int:
-    layout = Layout(Path(args.dest))
+    layout = Layout(_mirrored_dest(args.dest))
     rows = compact(layout)
     emit({"dest": args.dest, "rows": rows}, as_json=args.json, lines=[f"{args.dest}: manifest compacted, {rows} rows"])
     return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify_files(args.dest)
+    report = verify_files(_mirrored_dest(args.dest))
     if args.repair and report.bad:
         limits = Limits(rate_limit=args.rate_limit or Limits.rate_limit)
         repair = asyncio.run(run_repair(Path(args.dest), report.targets, limits=limits,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from mirror_testkit import all_items, cli
 
 import mirror
@@ -189,3 +190,17 @@ def test_a_sync_never_imports_pyarrow_dataset_or_anyios_backend(emulator, accoun
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "False"
     assert [p.name[:10] for p in (dest / "manifest").glob("*.parquet")] == ["compacted-"]
+
+
+@pytest.mark.parametrize("verb", ["status", "verify", "compact"])
+def test_a_verb_that_reads_a_mirror_refuses_a_path_that_is_not_one(verb, tmp_path):
+    """A typo'd DEST in a cron job must not read as "0 items, all ok" with exit 0."""
+    missing = cli(verb, str(tmp_path / "no-such-dest"), key=None)
+    assert missing.returncode == 2 and "does not exist: nothing is mirrored there" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "no-such-dest").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert cli(verb, str(afile), key=None).returncode == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(verb, str(empty), key=None).returncode == 0          # an empty folder is a fresh DEST
