@@ -150,10 +150,11 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify_files(_mirrored_dest(args.dest))
+    dest = _mirrored_dest(args.dest)
+    report = verify_files(dest)
     if args.repair and report.bad:
         limits = Limits(rate_limit=args.rate_limit or Limits.rate_limit)
-        repair = asyncio.run(run_repair(Path(args.dest), report.targets, limits=limits,
+        repair = asyncio.run(run_repair(dest, report.targets, limits=limits,
                                         api_key=load_api_key(args.api_key_file),
                                         base_url=resolve_base_url(args.base_url)))
         report.repaired = repair.repaired

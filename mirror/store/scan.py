@@ -45,23 +45,17 @@ def read_batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.Re
     """
     fields = [MANIFEST_SCHEMA.field(name) for name in (columns or MANIFEST_SCHEMA.names)]
     schema = pa.schema(fields)
+    # The consumer's own errors never arrive at the ``yield``: only the file's (a damaged footer or
+    # page, a column of another type) are caught here.
     try:
         reader = pq.ParquetFile(path, buffer_size=64 * 1024, pre_buffer=False)
         present = [f.name for f in fields if f.name in reader.schema_arrow.names]
-        batches = reader.iter_batches(batch_size=BATCH_ROWS, columns=present, use_threads=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise unreadable(path, exc) from exc
-    while True:
-        try:
-            batch = next(batches, None)
-            if batch is None:
-                return
-            out = pa.RecordBatch.from_arrays(
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=present, use_threads=False):
+            yield pa.RecordBatch.from_arrays(
                 [batch.column(f.name).cast(f.type) if f.name in present else pa.nulls(batch.num_rows, f.type)
                  for f in fields], schema=schema)
-        except (OSError, pa.ArrowException) as exc:   # a damaged page, or a column of another type
-            raise unreadable(path, exc) from exc
-        yield out
+    except (OSError, pa.ArrowException) as exc:
+        raise unreadable(path, exc) from exc
 
 
 class Keys(NamedTuple):
