@@ -122,6 +122,12 @@ def test_auth_budget_partial_and_lock_exit_codes(emulator, account, tmp_path):
     assert ledger["charge_count"] == len(set(ledger["owned"])), "failed fetches were not paid twice"
 
 
+def _hear_ctrl_c() -> None:
+    """A shell starts a background job (``pytest … &``) with SIGINT ignored, and its children inherit
+    that: the sync would then never hear the Ctrl-C this test sends. Give it the terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_and_resumes(emulator, account, tmp_path):
     dest = tmp_path / "m"
     emulator.admin.set_faults(latency_ms=20)
@@ -129,13 +135,15 @@ def test_ctrl_c_exits_130_and_resumes(emulator, account, tmp_path):
     env["MARGEN_API_KEY"] = account.key
     proc = subprocess.Popen([sys.executable, "-m", "mirror", "sync", "--dest", str(dest), "--benchmark", BENCH,
                              "--base-url", emulator.url, "--rate-limit", "100000", "--concurrency", "4"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_hear_ctrl_c)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any((dest / "images").rglob("*.jpg")):
         time.sleep(0.02)
+    assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and "run the same command again to resume" in err
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "run the same command again to resume" in err, out + err
     emulator.admin.set_faults(latency_ms=0)
     done = cli("sync", "--dest", str(dest), "--benchmark", BENCH, "--base-url", emulator.url, "--rate-limit",
                "100000", key=account.key)
