@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,7 +33,7 @@ from mirror.detectors.http import DetectorHttpError
 from mirror.detectors.ledger import Ledger
 from mirror.detectors.scores import ScoresWriter, latest_status
 from mirror.engine.report import Failure, run_report_dict
-from mirror.engine.reserve import idempotency_key
+from mirror.engine.reserve import idempotency_key, new_token
 from mirror.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -160,9 +159,8 @@ async def _signer(options: dict[str, Any], timeouts: Timeouts, retries: Retries)
                           timeouts=timeouts, retries=retries)
 
     async def sign(item_id: str, benchmark: str | None) -> str:
-        # A never-used Idempotency-Key suffix: the server replays old (expired) URLs for old keys.
-        key = idempotency_key(benchmark, item_id, attempt=1000 + secrets.randbelow(2**30))
-        return (await client.download(item_id, idempotency_key=key)).url
+        # A never-used key: the server replays old (expired) URLs for old keys.
+        return (await client.download(item_id, idempotency_key=idempotency_key(benchmark, item_id, new_token()))).url
 
     async with client:
         yield sign

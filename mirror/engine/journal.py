@@ -8,7 +8,8 @@ the account already owns it, so it is free.
 
 Format: JSON lines appended to ``.state/journal.jsonl`` with one ``os.write`` per record on an
 ``O_APPEND`` descriptor, so a record is either whole or absent after a kill (a torn last line is
-ignored). Only ids and outcomes are written: never the key, never a signed URL.
+ignored). Only ids, outcomes and each reservation's random Idempotency-Key token are written:
+never the API key, never a signed URL.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class Pending:
 
     item_id: str
     benchmark: str | None
-    attempts: int = 0             # reservations sent so far (drives the Idempotency-Key renewal)
     charged: bool | None = None   # None: the answer never arrived, so we cannot tell
+    token: str | None = None      # the last reservation's Idempotency-Key token (None: an older version's)
 
 
 class Journal:
@@ -64,22 +65,19 @@ class Journal:
                 with contextlib.suppress(OSError):      # DEST full: left long, but whole; compacted next run
                     self._rewrite()
 
-    def attempts(self, item_id: str) -> int:
+    def unanswered_token(self, item_id: str) -> str | None:
+        """The token of this item's last reservation when reservations were sent and none was ever
+        answered (a kill, a lost connection): the key worth sending again (see ``reserve``)."""
         entry = self.pending.get(item_id)
-        return entry.attempts if entry else 0
+        return entry.token if entry and entry.charged is None else None
 
-    def unanswered(self, item_id: str) -> bool:
-        """True when reservations of this item were sent and none was ever answered (a kill, a lost
-        connection): the last one's key is the one worth sending again (see ``reserve``)."""
-        entry = self.pending.get(item_id)
-        return bool(entry and entry.attempts and entry.charged is None)
-
-    def reserving(self, item_id: str, benchmark: str | None) -> None:
-        """Called before ``/download`` is sent: from here on a crash leaves a pending entry."""
+    def reserving(self, item_id: str, benchmark: str | None, token: str) -> None:
+        """Called before ``/download`` is sent: from here on a crash leaves a pending entry whose
+        key (derived from ``token``) can be sent again."""
         entry = self.pending.setdefault(item_id, Pending(item_id, benchmark))
-        entry.attempts += 1
+        entry.token = token
         self._write(f'{{"op":"reserve","id":{json.dumps(item_id)},"b":{json.dumps(benchmark)},'
-                    f'"t":{time.time():.3f}}}\n')
+                    f'"k":{json.dumps(token)},"t":{time.time():.3f}}}\n')
 
     def reserved(self, item_id: str, charged: bool) -> None:
         entry = self.pending.get(item_id)
@@ -125,8 +123,8 @@ class Journal:
         try:
             with open(tmp, "w", encoding="utf-8") as fh:
                 for entry in self.pending.values():
-                    for _ in range(entry.attempts):
-                        fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark}) + "\n")
+                    fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark,
+                                         "k": entry.token}) + "\n")
                     if entry.charged is not None:
                         fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
                 fh.flush()
@@ -144,7 +142,8 @@ def read_pending(path: Path) -> dict[str, Pending]:
         op, item_id = rec["op"], rec["id"]
         if op == "reserve":
             entry = pending.setdefault(item_id, Pending(item_id, rec.get("b")))
-            entry.attempts += 1
+            token = rec.get("k")
+            entry.token = token if isinstance(token, str) else None
         elif op == "reserved" and item_id in pending:
             entry = pending[item_id]
             entry.charged = bool(entry.charged) or rec.get("charged") is True

@@ -1,60 +1,76 @@
 """Stage 2: an item id becomes a signed URL, paid for at most once.
 
 Every credit-spending call in the project goes through ``Reserver.reserve``: it checks the budget,
-writes the journal, then calls ``/download`` with an Idempotency-Key derived only from the
-benchmark and the item id, so a retry, a second run or another machine never pays twice. A
-reservation made again after a signed URL expired uses a derived key (``-r1``, ``-r2``…): the
-server replays the original answer, expired URL included, for the first key, while a fresh key
-gets a fresh URL, for free, because the account already owns the item.
+writes the journal, then calls ``/download``. Two rules keep it from paying twice, and keep what it
+reports true to the ledger:
 
-The one exception: a reservation an earlier run sent and never heard back about (killed, or the
-connection lost) is sent again with *its* key. The server then answers as it did, or would have
-(``charged: true`` if it debited the credit), so the manifest row says whether the item was paid
-for; a fresh key would only hear "already owned, free". A replayed URL may be stale: its fetch
-is refused and renewed like any expired one.
+* A reservation an earlier run sent and never heard back about (killed, the connection lost) is
+  sent again with *its* Idempotency-Key, read back from the journal. The server then answers as it
+  did, or would have (``charged: true`` if it debited the credit), so the row says whether the item
+  was paid for. A replayed URL may be stale: its fetch is refused and renewed like any expired one.
+* Every other reservation gets a key never sent before (a random token, journaled before the
+  request). The account is charged once per item, whatever the key, so an item it owns comes back
+  ``charged: false``: free, and reported free. A key derived from the item alone would have the
+  server replay its first answer, ``charged: true``, to every later DEST or re-fetch, and the run
+  would report (and count against ``--max-credits``) credits it never spent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import secrets
 
 from mirror.api.client import MargenClient
 from mirror.api.models import Download
 from mirror.engine.journal import Journal
 from mirror.errors import BudgetExhausted, InsufficientCredits
 
-__all__ = ["Budget", "Reserver", "idempotency_key"]
+__all__ = ["Budget", "Reserver", "idempotency_key", "new_token"]
 
 
-def idempotency_key(benchmark: str | None, item_id: str, attempt: int = 0) -> str:
-    """Deterministic from account-independent inputs: same benchmark + item -> same key everywhere."""
-    # surrogatepass: a lone surrogate in a server-sent benchmark name must not crash; valid text
-    # encodes exactly as plain UTF-8, so every key derived before stays the same.
-    digest = hashlib.sha256(f"{benchmark or ''}\n{item_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"mm1-{digest}" if attempt == 0 else f"mm1-{digest}-r{attempt}"
+def new_token() -> str:
+    """A reservation's own part of its Idempotency-Key: 64 random bits, journaled before it is sent."""
+    return secrets.token_hex(8)
+
+
+def idempotency_key(benchmark: str | None, item_id: str, token: str) -> str:
+    """The Idempotency-Key of one reservation of one item: the same inputs give the same key."""
+    # surrogatepass: a lone surrogate in a server-sent benchmark name or id must not crash.
+    basis = f"{benchmark or ''}\n{item_id}\n{token}".encode("utf-8", "surrogatepass")
+    return f"mm2-{hashlib.sha256(basis).hexdigest()[:32]}"
 
 
 class Budget:
-    """Never spend more than ``max_credits`` in a run, counting reservations still in flight."""
+    """Never spend more than ``max_credits`` in a run, counting reservations still in flight.
+
+    A reservation takes one credit of headroom before it is sent and gives it back if the answer
+    is free (owned, test tier). While all the headroom is out in flight, the next one waits for it
+    rather than being dropped: with an owned selection every answer comes back free."""
 
     def __init__(self, max_credits: int | None) -> None:
         self.max_credits = max_credits
         self.spent = 0
         self._held = 0
+        self._returned = asyncio.Event()
         self.exhausted_reason: str | None = None
 
     @property
     def exhausted(self) -> bool:
         return self.exhausted_reason is not None
 
-    def hold(self) -> bool:
-        """Take one credit of headroom before a request that may charge; False when there is none."""
-        if self.exhausted:
-            return False
-        if self.max_credits is not None and self.spent + self._held >= self.max_credits:
-            return False
-        self._held += 1
-        return True
+    async def hold(self) -> bool:
+        """Take one credit of headroom before a request that may charge; False once there is none."""
+        while not self.exhausted:
+            if self.max_credits is None or self.spent + self._held < self.max_credits:
+                self._held += 1
+                return True
+            if not self._held:                      # none in flight: it is all spent
+                self.stop(f"--max-credits {self.max_credits} reached")
+                break
+            self._returned.clear()
+            await self._returned.wait()             # an answer settles one: spent, or given back
+        return False
 
     def settle(self, charged: bool) -> None:
         self._held -= 1
@@ -62,12 +78,15 @@ class Budget:
             self.spent += 1
         if self.max_credits is not None and self.spent >= self.max_credits:
             self.exhausted_reason = self.exhausted_reason or f"--max-credits {self.max_credits} reached"
+        self._returned.set()
 
     def release(self) -> None:
         self._held -= 1
+        self._returned.set()
 
     def stop(self, reason: str) -> None:
         self.exhausted_reason = self.exhausted_reason or reason
+        self._returned.set()
 
 
 class Reserver:
@@ -81,13 +100,14 @@ class Reserver:
     async def reserve(self, item_id: str, benchmark: str | None) -> Download:
         """Reserve one item; raises BudgetExhausted instead of spending past the budget."""
         already_paid = self.journal.was_charged(item_id)
-        if not already_paid and not self.budget.hold():
+        if not already_paid and not await self.budget.hold():
             raise BudgetExhausted(self.budget.exhausted_reason or f"--max-credits {self.budget.max_credits} reached")
-        replaying = self.journal.unanswered(item_id)      # see the module docstring
-        key = idempotency_key(benchmark, item_id, self.journal.attempts(item_id) - int(replaying))
-        self.journal.reserving(item_id, benchmark)
+        replay = self.journal.unanswered_token(item_id)      # see the module docstring
+        replaying = replay is not None
+        token = replay or new_token()
+        self.journal.reserving(item_id, benchmark, token)
         try:
-            download = await self.client.download(item_id, idempotency_key=key)
+            download = await self.client.download(item_id, idempotency_key=idempotency_key(benchmark, item_id, token))
         except InsufficientCredits as exc:
             if not already_paid:
                 self.budget.release()

@@ -26,7 +26,7 @@ from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
 from mirror.engine.pages import Probe, page_params, probe, unowned
 from mirror.engine.report import PlanReport, RepairReport, SyncReport
-from mirror.engine.reserve import Budget, Reserver
+from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
 from mirror.engine.state import SelectionRecord, SelectionStates
 from mirror.engine.verify import RepairTarget
@@ -138,7 +138,7 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
         index.drop_missing_files(layout)
         for item_id, target in owned.items():
             if item_id not in journal.pending:
-                journal.reserving(item_id, target.benchmark)     # pending: the next reservation renews for free
+                journal.reserving(item_id, target.benchmark, new_token())   # pending: its reservation is free
         reserver = Reserver(client, journal, Budget(None))   # owned items: free
         # An interrupted sync's reservation whose answer never came may not have reached the server:
         # finishing it could buy it, so it is left pending for the next sync.

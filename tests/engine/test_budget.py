@@ -71,3 +71,40 @@ async def test_test_key_mirrors_the_free_sample_without_touching_the_balance(emu
     assert report.status == "complete" and report.mirrored == len(sample) > 0
     assert report.charged == 0 and report.free == len(sample)
     assert emulator.admin.ledger("acct_sampler")["charge_count"] == 0
+
+
+async def test_a_budget_smaller_than_the_concurrency_still_mirrors_every_free_item(emulator, tmp_path):
+    """Eight workers, --max-credits 2, every answer free: a worker finding the headroom all out in
+    flight waits for it to come back instead of dropping its item (the run said "complete" with 2)."""
+    key = emulator.admin.create_key("test", rate_limit=100_000, account="acct_frugal")
+    dest = tmp_path / "m"
+    report = await do_sync(emulator, Account(key, "acct_frugal"), dest, max_credits=2, concurrency=8)
+    sample = all_items(emulator, Account(key, "acct_frugal"))
+    assert len(sample) > 8
+    assert report.status == "complete" and (report.mirrored, report.free) == (len(sample), len(sample))
+    assert mirror.open_manifest(dest).count_rows() == len(sample)
+
+
+async def test_items_the_account_owns_are_reported_free_in_a_new_dest_and_after_local_loss(emulator, account,
+                                                                                         tmp_path):
+    """Pulling a selection the account already owns, into a second DEST or again after the manifest
+    was lost, costs nothing, and the report, the rows and --max-credits all say so: an earlier version
+    sent each item's first key again and was answered with its first reservation ("charged: true")."""
+    first = await do_sync(emulator, account, tmp_path / "a", filters={"kind": "real"})
+    total = first.mirrored
+    assert first.status == "complete" and first.charged == total > 10
+    ledger = emulator.admin.ledger(account.name)
+    assert ledger["charge_count"] == total
+
+    second = await do_sync(emulator, account, tmp_path / "b", filters={"kind": "real"}, max_credits=5)
+    assert second.status == "complete" and second.mirrored == total, second.to_dict()
+    assert (second.charged, second.free) == (0, total), "owned: free, and --max-credits was never reached"
+    assert second.balance == emulator.admin.ledger(account.name)["balance"] == ledger["balance"]
+    rows = mirror.open_manifest(tmp_path / "b").to_table(columns=["charged"]).column("charged").to_pylist()
+    assert rows == [False] * total
+
+    for part in (tmp_path / "a" / "manifest").glob("*.parquet"):
+        part.unlink()
+    again = await do_sync(emulator, account, tmp_path / "a", filters={"kind": "real"}, max_credits=5)
+    assert again.status == "complete" and (again.mirrored, again.charged, again.free) == (total, 0, total)
+    assert emulator.admin.ledger(account.name)["charge_count"] == total, "nothing paid twice"

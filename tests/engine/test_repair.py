@@ -87,8 +87,8 @@ async def test_repair_leaves_an_unanswered_reservation_of_an_interrupted_sync_fo
     unanswered, answered = fakes[0], fakes[1]
     _buy(emulator, account, answered)             # its answer came: owned, charged
     journal = Journal(dest / ".state" / "journal.jsonl")
-    journal.reserving(unanswered, BENCH)          # killed before the answer: never reached the server
-    journal.reserving(answered, BENCH)
+    journal.reserving(unanswered, BENCH, "t1")         # killed before the answer: never reached the server
+    journal.reserving(answered, BENCH, "t2")
     journal.reserved(answered, charged=True)
     journal.close()
     charges = emulator.admin.ledger(account.name)["charge_count"]

@@ -129,9 +129,10 @@ async def test_a_reservation_whose_answer_was_lost_is_sent_again_with_its_own_ke
     emulator.admin.set_faults(url_ttl=1)        # so the answers the server replays hold expired URLs
     async with client:
         for item in items:
-            journal.reserving(item["id"], item["benchmark"])
+            journal.reserving(item["id"], item["benchmark"], f"tok-{item['id']}")
         for item in reached:
-            await client.download(item["id"], idempotency_key=idempotency_key(item["benchmark"], item["id"]))
+            key = idempotency_key(item["benchmark"], item["id"], f"tok-{item['id']}")
+            await client.download(item["id"], idempotency_key=key)
     journal.close()
     assert emulator.admin.ledger(account.name)["charge_count"] == 3
     await asyncio.sleep(1.2)
@@ -154,8 +155,8 @@ async def test_a_replayed_answer_is_the_servers_answer_of_then_and_leaves_the_ba
     lost, other = all_items(emulator, account)[:2]
     _, journal, client, _ = await _stage(emulator, account, tmp_path / "m")
     async with client:
-        journal.reserving(lost["id"], lost["benchmark"])     # sent, charged, and its answer never arrived
-        await client.download(lost["id"], idempotency_key=idempotency_key(lost["benchmark"], lost["id"]))
+        journal.reserving(lost["id"], lost["benchmark"], "t")     # sent, charged, and its answer never arrived
+        await client.download(lost["id"], idempotency_key=idempotency_key(lost["benchmark"], lost["id"], "t"))
         reserver = Reserver(client, journal, Budget(None))
         await reserver.reserve(other["id"], other["benchmark"])
         now = reserver.balance

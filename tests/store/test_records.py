@@ -18,10 +18,10 @@ def test_replay_skips_torn_foreign_and_incomplete_lines(tmp_path: Path) -> None:
 def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     journal = Journal(path)
-    journal.reserving("paid", "bench")
+    journal.reserving("paid", "bench", "tok-paid")
     journal.reserved("paid", charged=True)
-    journal.reserving("unanswered", "bench")
-    journal.reserving("finished", "bench")
+    journal.reserving("unanswered", "bench", "tok-unanswered")
+    journal.reserving("finished", "bench", "tok-finished")
     journal.reserved("finished", charged=True)
     journal.done(["finished"])
     with path.open("a") as fh:                                 # a kill in the middle of a write
@@ -29,17 +29,23 @@ def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
     pending = read_pending(path)                               # what the next run sees; nothing closed
     assert set(pending) == {"paid", "unanswered"}
     assert pending["paid"].charged is True and pending["unanswered"].charged is None
-    assert pending["paid"].attempts == 1
+    assert pending["unanswered"].token == "tok-unanswered"    # so its very request can be sent again
     journal.close()                                            # a run that ends keeps only what is pending
-    assert set(read_pending(path)) == {"paid", "unanswered"}
+    again = read_pending(path)
+    assert set(again) == {"paid", "unanswered"}
+    assert again["unanswered"].token == "tok-unanswered" and again["paid"].token == "tok-paid"
     assert len(path.read_text().splitlines()) == 3
+    reopened = Journal(path)
+    assert reopened.unanswered_token("unanswered") == "tok-unanswered"
+    assert reopened.unanswered_token("paid") is None           # answered: a new reservation gets a new key
+    reopened.close()
 
 
 def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     journal = Journal(path)                                    # none yet: created empty
     assert path.read_text() == "" and not journal.pending
-    journal.reserving("a", "bench")
+    journal.reserving("a", "bench", "tok-a")
     journal.reserved("a", charged=True)
     journal.done(["a"])
     assert len(path.read_text().splitlines()) == 3
@@ -52,7 +58,7 @@ def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tm
                  '{"op":"done","id":"b"}\n')
     journal = Journal(path)
     assert path.read_text() == "" and not journal.pending
-    journal.reserving("c", "bench")                            # appends from the start of the emptied file
+    journal.reserving("c", "bench", "tok-c")                            # appends from the start of the emptied file
     journal.close()
     assert set(read_pending(path)) == {"c"}
-    assert path.read_text().splitlines() == ['{"op": "reserve", "id": "c", "b": "bench"}']
+    assert path.read_text().splitlines() == ['{"op": "reserve", "id": "c", "b": "bench", "k": "tok-c"}']
