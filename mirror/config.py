@@ -50,7 +50,8 @@ def load_api_key(key_file: str | os.PathLike[str] | None = None) -> ApiKey:
             raise UsageError(f"cannot read the API key file {key_file}: {exc.strerror}") from None
     value = os.environ.get("MARGEN_API_KEY", "")
     if not value.strip():
-        raise UsageError("no API key: export MARGEN_API_KEY=mgn_... or pass --api-key-file FILE")
+        raise UsageError("no API key: pass --api-key-file FILE (a file only you can read), or set $MARGEN_API_KEY "
+                         "without typing it on the command line (read -rs MARGEN_API_KEY; export MARGEN_API_KEY)")
     return ApiKey(value)
 
 
