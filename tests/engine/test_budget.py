@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from mirror_testkit import Account, all_items, do_sync
 
 import mirror
@@ -108,3 +110,20 @@ async def test_items_the_account_owns_are_reported_free_in_a_new_dest_and_after_
     again = await do_sync(emulator, account, tmp_path / "a", filters={"kind": "real"}, max_credits=5)
     assert again.status == "complete" and (again.mirrored, again.charged, again.free) == (total, 0, total)
     assert emulator.admin.ledger(account.name)["charge_count"] == total, "nothing paid twice"
+
+
+async def test_two_machines_pulling_one_selection_at_once_pay_once_and_report_it_once(emulator, account, tmp_path):
+    """Each reservation has its own key, so nothing but the account's own-once rule stops two DESTs
+    from buying the same item twice while both are in flight: each item is charged once, and the two
+    reports together claim exactly the ledger's charges."""
+    emulator.admin.set_faults(latency_ms=5)          # so both are in flight on the same items
+    one, two = await asyncio.gather(do_sync(emulator, account, tmp_path / "a", concurrency=16),
+                                    do_sync(emulator, account, tmp_path / "b", concurrency=16))
+    total = len(all_items(emulator, account))
+    ledger = emulator.admin.ledger(account.name)
+    assert one.status == two.status == "complete" and one.mirrored == two.mirrored == total
+    assert ledger["charge_count"] == len(set(ledger["owned"])) == total, "each item paid once"
+    assert one.charged + two.charged == total and one.free + two.free == total
+    assert min(one.charged, two.charged) > 0, "both were buying at the same time"
+    rows = [r for d in ("a", "b") for r in mirror.open_manifest(tmp_path / d).to_table(columns=["charged"]).to_pylist()]
+    assert sum(r["charged"] for r in rows) == total
