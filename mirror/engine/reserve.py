@@ -94,11 +94,14 @@ class Reserver:
         self.client = client
         self.journal = journal
         self.budget = budget
-        self.free = 0            # reservations that cost nothing (owned, test tier)
+        self.free = 0            # items whose reservation cost nothing (owned, test tier), renewals aside
         self.balance: int | None = None   # the balance the last answer reported (live tier)
 
-    async def reserve(self, item_id: str, benchmark: str | None) -> Download:
-        """Reserve one item; raises BudgetExhausted instead of spending past the budget."""
+    async def reserve(self, item_id: str, benchmark: str | None, *, renewal: bool = False) -> Download:
+        """Reserve one item; raises BudgetExhausted instead of spending past the budget.
+
+        ``renewal``: this run reserved the item already and its URL expired; the item was counted
+        then, as charged or free, and is not counted again."""
         already_paid = self.journal.was_charged(item_id)
         if not already_paid and not await self.budget.hold():
             raise BudgetExhausted(self.budget.exhausted_reason or f"--max-credits {self.budget.max_credits} reached")
@@ -120,7 +123,7 @@ class Reserver:
         charged = download.charged and not already_paid
         if not already_paid:
             self.budget.settle(charged)
-        if not download.charged:
+        if not download.charged and not renewal:
             self.free += 1
         if download.balance is not None and not replaying:     # a replayed answer's balance may be old
             self.balance = download.balance

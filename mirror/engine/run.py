@@ -163,11 +163,11 @@ class Pipeline:
                 await self._fetch_one(work, download)
 
     # -- stage 2: reservations ---------------------------------------------------------------
-    async def _reserve_one(self, work: _Work) -> Download | None:
+    async def _reserve_one(self, work: _Work, *, renewal: bool = False) -> Download | None:
         if self.reserver.budget.exhausted and not self.journal.was_charged(work.item_id):
             return None
         try:
-            return await self.reserver.reserve(work.item_id, work.benchmark)
+            return await self.reserver.reserve(work.item_id, work.benchmark, renewal=renewal)
         except BudgetExhausted:
             return None
         except _ITEM_REFUSED as exc:
@@ -186,7 +186,7 @@ class Pipeline:
                 stored = await self.fetcher.fetch(download, relpath)
                 break
             except UrlExpired:
-                renewed = await self._reserve_one(work)      # free: the account owns the item
+                renewed = await self._reserve_one(work, renewal=True)     # free: the account owns it
                 if renewed is None:
                     return
                 download = renewed
