@@ -165,3 +165,23 @@ async def test_a_replayed_answer_is_the_servers_answer_of_then_and_leaves_the_ba
     assert now is not None and replayed.charged and replayed.balance == now + 1
     assert reserver.balance == now == emulator.admin.ledger(account.name)["balance"]
     assert emulator.admin.ledger(account.name)["charge_count"] == 2
+
+
+async def test_an_older_versions_unanswered_reservation_is_finished_free(emulator, account, tmp_path):
+    """A journal written before reservations carried a token: its unanswered entry cannot be sent
+    again with its own key, so it gets a new one; the account owns the item, so that costs nothing."""
+    lost = all_items(emulator, account)[0]
+    dest = tmp_path / "m"
+    layout, _, client, _ = await _stage(emulator, account, dest)
+    async with client:      # the older version's request reached the server and was charged
+        await client.download(lost["id"], idempotency_key="mm1-an-older-versions-key")
+    (layout.state / "journal.jsonl").write_text(
+        f'{{"op":"reserve","id":"{lost["id"]}","b":"{lost["benchmark"]}"}}\n')
+    assert emulator.admin.ledger(account.name)["charge_count"] == 1
+
+    report = await do_sync(emulator, account, dest, filters={"kind": "real", "perturbation": "clean"})
+    assert report.status == "complete" and report.recovered == 1 and report.failed == 0
+    assert emulator.admin.ledger(account.name)["charge_count"] == 1 + report.charged, "not paid twice"
+    row = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}[lost["id"]]
+    assert (dest / row["path"]).read_bytes() == emulator.admin.image_bytes(lost["id"])
+    assert not Journal(layout.state / "journal.jsonl").pending
