@@ -59,26 +59,32 @@ class Budget:
     def exhausted(self) -> bool:
         return self.exhausted_reason is not None
 
-    async def hold(self) -> bool:
-        """Take one credit of headroom before a request that may charge; False once there is none."""
-        while not self.exhausted:
+    async def hold(self) -> None:
+        """Take one credit of headroom before a request that may charge; BudgetExhausted once there
+        is none. While all of it is out in flight, wait: an answer settles one, spent or given back."""
+        while True:
+            if self.exhausted_reason is not None:
+                raise BudgetExhausted(self.exhausted_reason)
             if self.max_credits is None or self.spent + self._held < self.max_credits:
                 self._held += 1
-                return True
+                return
             if not self._held:                      # none in flight: it is all spent
-                self.stop(f"--max-credits {self.max_credits} reached")
-                break
+                self.stop(self._reached)
+                continue
             self._returned.clear()
-            await self._returned.wait()             # an answer settles one: spent, or given back
-        return False
+            await self._returned.wait()
 
     def settle(self, charged: bool) -> None:
         self._held -= 1
         if charged:
             self.spent += 1
         if self.max_credits is not None and self.spent >= self.max_credits:
-            self.exhausted_reason = self.exhausted_reason or f"--max-credits {self.max_credits} reached"
+            self.stop(self._reached)
         self._returned.set()
+
+    @property
+    def _reached(self) -> str:
+        return f"--max-credits {self.max_credits} reached"
 
     def release(self) -> None:
         self._held -= 1
@@ -103,8 +109,8 @@ class Reserver:
         ``renewal``: this run reserved the item already and its URL expired; the item was counted
         then, as charged or free, and is not counted again."""
         already_paid = self.journal.was_charged(item_id)
-        if not already_paid and not await self.budget.hold():
-            raise BudgetExhausted(self.budget.exhausted_reason or f"--max-credits {self.budget.max_credits} reached")
+        if not already_paid:
+            await self.budget.hold()
         replay = self.journal.unanswered_token(item_id)      # see the module docstring
         replaying = replay is not None
         token = replay or new_token()

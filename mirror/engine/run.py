@@ -164,8 +164,6 @@ class Pipeline:
 
     # -- stage 2: reservations ---------------------------------------------------------------
     async def _reserve_one(self, work: _Work, *, renewal: bool = False) -> Download | None:
-        if self.reserver.budget.exhausted and not self.journal.was_charged(work.item_id):
-            return None
         try:
             return await self.reserver.reserve(work.item_id, work.benchmark, renewal=renewal)
         except BudgetExhausted:
