@@ -216,6 +216,22 @@ def probe_line(probes: dict[str, float] | None) -> list[str]:
             + " · ".join(f"{where} {fmt(ms)}" for where, ms in probes.items())]
 
 
+def cpu_budget_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """What the CPU alone allows: client and emulator share this machine's cores, so a ratio cannot
+    exceed (bare + its emulator CPU) / (mirror + its emulator CPU) per image once both are busy."""
+    cores = os.cpu_count() or 1
+    try:
+        bare = statistics.median(r["bare_cpu_ms"] + r["bare_emu_cpu_ms"] for r in runs)
+        mirror = statistics.median(r["mirror_cpu_ms"] + r["mirror_emu_cpu_ms"] for r in runs)
+    except (KeyError, TypeError, statistics.StatisticsError):
+        return []
+    return ["", f"CPU budget: the emulator runs on the same {cores} cores. Per image, the bare loop and the "
+                f"emulator serving it used {fmt(bare, 3)} ms of CPU together, the mirror and its emulator "
+                f"{fmt(mirror, 3)} ms (medians over the rounds), so with every core busy the most either could "
+                f"reach is {fmt(1000 * cores / bare)} and {fmt(1000 * cores / mirror)} images/s: a ratio of "
+                f"**{fmt(bare / mirror)}** from CPU alone, whatever the latency hiding."]
+
+
 def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     m, mode = figures["machine"], figures["mode"]
     v = m["versions"]
@@ -290,6 +306,7 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
               + f". Mirror {fmt(c['mirror_ips'])} images/s at {fmt(c['mirror_cpu_ms'])} ms CPU per image; mean "
               f"image {fmt(c['mean_kb'], 1)} KB; creating one such file on this disk costs "
               f"{fmt(fc.get('sys'), 0)} µs of kernel CPU and {fmt(fc.get('user'), 0)} µs of user CPU."]
+    lines += cpu_budget_lines(c["runs"])
     if "mirror_slow_disk" in c["runs"][0]:
         moved = {what: sum(r.get(f"{what}_slow_disk", False) for r in c["runs"]) for what in ("mirror", "tmpfs")}
         lines += ["", f"Files were placed from the event loop unless creating them was slow (see `mirror/engine/"

@@ -69,11 +69,23 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
         for part in parts:
             assert part in _WORDS or _NUMBER.match(part), (column, cell)
     assert "(target ≥ 0.8:" in text and "achieved ≥ 0.98 × limit" in text
+    assert "CPU budget: the emulator runs on the same" in text
     probes = figures["cpu_probe_ms"]
     assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "end"}
     assert all(isinstance(ms, float) and ms > 0 for ms in probes.values())
     probe_line = next(line for line in text.splitlines() if line.startswith("- CPU probe"))
     assert all(f"{where} " in probe_line for where in probes)
+
+
+def test_cpu_budget_is_the_ratio_of_client_plus_emulator_cpu_per_image() -> None:
+    runs = [{"bare_cpu_ms": 0.2, "bare_emu_cpu_ms": 0.2, "mirror_cpu_ms": 0.3, "mirror_emu_cpu_ms": 0.2},
+            {"bare_cpu_ms": 0.2, "bare_emu_cpu_ms": 0.2, "mirror_cpu_ms": 0.4, "mirror_emu_cpu_ms": 0.4},
+            {"bare_cpu_ms": 0.3, "bare_emu_cpu_ms": 0.3, "mirror_cpu_ms": 0.5, "mirror_emu_cpu_ms": 0.3}]
+    text = "".join(bench_report.cpu_budget_lines(runs))
+    # medians: bare 0.4 ms, mirror 0.8 ms per image together with their emulator
+    assert "used 0.400 ms of CPU together, the mirror and its emulator 0.800 ms" in text
+    assert "a ratio of **0.500** from CPU alone" in text
+    assert bench_report.cpu_budget_lines([{"bare_cpu_ms": 0.2}]) == []      # an older run's figures: no line
 
 
 def test_history_has_one_line_per_run_naming_each_moved_figure() -> None:
