@@ -250,7 +250,9 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
         f"- reproduce: `{command}`",
         "- method: the emulator runs in its own process; every measured client runs in a fresh process "
         "of its own, so its CPU time and peak RSS come from `wait4`. Times are of the measured part "
-        "(after imports); the emulator's image cache is warmed by a throwaway account first. Finished "
+        "(after imports); the emulator's image cache is warmed by a throwaway account first, and it keeps "
+        "every image of its corpus in memory (past 256 MiB it used to read them back from disk through a "
+        "thread pool, doubling its CPU per image on the cores the client shares). Finished "
         "DESTs are renamed aside and deleted only when the run ends: on this journal-less ext4, files "
         "deleted in the last minutes make every new file creation scan past their inodes (~20x the "
         "kernel CPU), so deleting as it went made the benchmark measure its own clean-up; for the same "

@@ -161,11 +161,16 @@ def _parse(argv: list[str] | None) -> EmulatorConfig:
     p.add_argument("--fail-rate", type=float, default=0.0, help="probability of a 500 on any API request")
     p.add_argument("--url-ttl", type=int, default=300, help="signed URL lifetime in seconds")
     p.add_argument("--data-dir", type=Path, default=None, help="ledger, secret and image cache (default: temp)")
+    p.add_argument("--image-memory-mb", type=int, default=EmulatorConfig.image_cache_bytes // 2**20,
+                   help="images kept in memory, in MiB; past it they are read back from the disk cache "
+                        "through a thread pool (default %(default)s)")
     a = p.parse_args(argv)
-    if a.items < 0 or not 0.0 <= a.fail_rate <= 1.0 or a.url_ttl < 1 or not 0 <= a.port < 65536:
-        p.error("--items >= 0, --fail-rate in [0, 1], --url-ttl >= 1, --port in [0, 65535]")
+    if a.items < 0 or not 0.0 <= a.fail_rate <= 1.0 or a.url_ttl < 1 or not 0 <= a.port < 65536 \
+            or a.image_memory_mb < 0:
+        p.error("--items >= 0, --fail-rate in [0, 1], --url-ttl >= 1, --port in [0, 65535], --image-memory-mb >= 0")
     return EmulatorConfig(port=a.port, items=a.items, seed=a.seed, admin=a.admin, latency_ms=a.latency_ms,
-                          fail_rate=a.fail_rate, url_ttl=a.url_ttl, data_dir=a.data_dir)
+                          fail_rate=a.fail_rate, url_ttl=a.url_ttl, data_dir=a.data_dir,
+                          image_cache_bytes=a.image_memory_mb * 2**20)
 
 
 def main(argv: list[str] | None = None) -> int:

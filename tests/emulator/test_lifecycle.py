@@ -127,3 +127,14 @@ def test_a_burst_of_connections_is_queued_not_dropped(tmp_path):
         proc.send_signal(signal.SIGCONT)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_image_memory_budget_is_set_from_the_command_line(capsys):
+    from mirror.emulator.server import _parse
+
+    assert _parse(["--port", "0"]).image_cache_bytes == EmulatorConfig.image_cache_bytes
+    assert _parse(["--port", "0", "--image-memory-mb", "4096"]).image_cache_bytes == 4096 * 2**20
+    with pytest.raises(SystemExit) as refused:
+        _parse(["--port", "0", "--image-memory-mb", "-1"])
+    assert refused.value.code == 2
+    assert "--image-memory-mb >= 0" in capsys.readouterr().err
