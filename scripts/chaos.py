@@ -146,7 +146,7 @@ def main() -> int:
         outcomes.append(_run("file-size limit", cs.scenario_file_size_limit, work, a.items, a.seed, limit_bytes=8192))
         if cs.can_mount():
             outcomes.append(_run("disk full", cs.scenario_disk_full, work, a.items, a.seed, size_kb=1024))
-            outcomes.append(_run("read-only", cs.scenario_read_only, work, a.items, a.seed, after_s=1.5))
+            outcomes.append(_run("read-only", cs.scenario_read_only, work, a.items, a.seed))
         else:
             skipped.append("disk full and read-only DEST: need root and mount (tmpfs, bind mount); not run")
         outcomes.extend(_user_mistakes(work, a.seed))

@@ -531,14 +531,21 @@ def scenario_disk_full(emu: SubprocessEmulator, key: str, account: str, dest: Pa
         _umount(dest)
 
 
-def scenario_read_only(emu: SubprocessEmulator, key: str, account: str, dest: Path, *, after_s: float) -> Outcome:
-    """DEST becomes read-only (a read-only bind mount over it) ``after_s`` into the run; then writable again."""
+def scenario_read_only(emu: SubprocessEmulator, key: str, account: str, dest: Path, *,
+                       after_images: int = 10) -> Outcome:
+    """DEST becomes read-only (a read-only bind mount over it) once the run has placed ``after_images``
+    images; then writable again.
+
+    Triggered by progress, not by a clock: with a fixed delay (1 s) a fast machine finished the
+    whole run first. At 30 ms per request and 6 workers the rest of the run lasts about a second."""
     dest.mkdir(parents=True, exist_ok=True)
-    emu.set_faults(latency_ms=8)
+    emu.set_faults(latency_ms=30)
     log: list[CliRun] = []
     proc = subprocess.Popen(cli_cmd(*sync_args(emu.url, dest), timeouts=TEST_TIMEOUTS), env=cli_env(key),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(after_s)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _images_in(dest) < after_images and time.monotonic() < deadline:
+        time.sleep(0.005)
     mounted = False
     try:
         if proc.poll() is None:
@@ -564,3 +571,7 @@ def scenario_read_only(emu: SubprocessEmulator, key: str, account: str, dest: Pa
     if not mounted or proc.returncode == 0:
         out.checks["exit + summary"] = (False, "the run ended before DEST became read-only")
     return out
+
+
+def _images_in(dest: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(dest / "images"))

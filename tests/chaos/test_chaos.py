@@ -57,4 +57,4 @@ def test_disk_full_then_grown(sub_emulator, live, tmp_path):
 
 @needs_mount
 def test_dest_made_read_only_mid_run(sub_emulator, live, tmp_path):
-    _held(scenario_read_only(sub_emulator, *live, tmp_path / "dest", after_s=1.0))
+    _held(scenario_read_only(sub_emulator, *live, tmp_path / "dest"))
