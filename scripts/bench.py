@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 import bench_report  # noqa: E402
 
 from mirror.config import Limits  # noqa: E402
+from mirror.emulator.state import EmulatorConfig  # noqa: E402
 
 WORKER = HERE / "bench_worker.py"
 FACES = "synthetic-face-v1"
@@ -84,7 +85,7 @@ def emulator(data_dir: Path, items: int, latency_ms: float = 0.0) -> Iterator[Em
     later runs would measure a slower server.
 
     Its memory budget for images holds the whole corpus, as a storage edge would. With the default
-    256 MiB (~18,000 images) every fetch of a larger corpus missed and was read back from the disk
+    (256 MiB, ~18,000 images) every fetch of a larger corpus missed and was read back from the disk
     cache through a thread pool: at 50,000 items that took the emulator from 0.27 to 0.47 ms of CPU
     per image, on the cores the measured client shares, and the scale figures measured the server.
     """
@@ -94,7 +95,7 @@ def emulator(data_dir: Path, items: int, latency_ms: float = 0.0) -> Iterator[Em
     (own / "images").symlink_to(data_dir / "images", target_is_directory=True)
     cmd = [sys.executable, "-m", "mirror", "emulator", "--port", "0", "--items", str(items), "--seed", str(SEED),
            "--admin", "--data-dir", str(own), "--latency-ms", str(latency_ms), "--url-ttl", "3600",
-           "--image-memory-mb", str(max(256, items * IMAGE_BUDGET_KB // 1024))]
+           "--image-memory-mb", str(max(EmulatorConfig.image_cache_bytes // 2**20, items * IMAGE_BUDGET_KB // 1024))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(None))
     try:
         assert proc.stdout is not None

@@ -216,10 +216,9 @@ def probe_line(probes: dict[str, float] | None) -> list[str]:
             + " · ".join(f"{where} {fmt(ms)}" for where, ms in probes.items())]
 
 
-def cpu_budget_lines(runs: list[dict[str, Any]]) -> list[str]:
-    """What the CPU alone allows: client and emulator share this machine's cores, so a ratio cannot
+def cpu_budget_lines(runs: list[dict[str, Any]], cores: int) -> list[str]:
+    """What the CPU alone allows: client and emulator share the run's ``cores``, so a ratio cannot
     exceed (bare + its emulator CPU) / (mirror + its emulator CPU) per image once both are busy."""
-    cores = os.cpu_count() or 1
     try:
         bare = statistics.median(r["bare_cpu_ms"] + r["bare_emu_cpu_ms"] for r in runs)
         mirror = statistics.median(r["mirror_cpu_ms"] + r["mirror_emu_cpu_ms"] for r in runs)
@@ -308,7 +307,7 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
               + f". Mirror {fmt(c['mirror_ips'])} images/s at {fmt(c['mirror_cpu_ms'])} ms CPU per image; mean "
               f"image {fmt(c['mean_kb'], 1)} KB; creating one such file on this disk costs "
               f"{fmt(fc.get('sys'), 0)} µs of kernel CPU and {fmt(fc.get('user'), 0)} µs of user CPU."]
-    lines += cpu_budget_lines(c["runs"])
+    lines += cpu_budget_lines(c["runs"], m.get("cores") or 1)
     if "mirror_slow_disk" in c["runs"][0]:
         moved = {what: sum(r.get(f"{what}_slow_disk", False) for r in c["runs"]) for what in ("mirror", "tmpfs")}
         lines += ["", f"Files were placed from the event loop unless creating them was slow (see `mirror/engine/"

@@ -81,11 +81,11 @@ def test_cpu_budget_is_the_ratio_of_client_plus_emulator_cpu_per_image() -> None
     runs = [{"bare_cpu_ms": 0.2, "bare_emu_cpu_ms": 0.2, "mirror_cpu_ms": 0.3, "mirror_emu_cpu_ms": 0.2},
             {"bare_cpu_ms": 0.2, "bare_emu_cpu_ms": 0.2, "mirror_cpu_ms": 0.4, "mirror_emu_cpu_ms": 0.4},
             {"bare_cpu_ms": 0.3, "bare_emu_cpu_ms": 0.3, "mirror_cpu_ms": 0.5, "mirror_emu_cpu_ms": 0.3}]
-    text = "".join(bench_report.cpu_budget_lines(runs))
+    text = "".join(bench_report.cpu_budget_lines(runs, cores=2))
     # medians: bare 0.4 ms, mirror 0.8 ms per image together with their emulator
     assert "used 0.400 ms of CPU together, the mirror and its emulator 0.800 ms" in text
     assert "a ratio of **0.500** from CPU alone" in text
-    assert bench_report.cpu_budget_lines([{"bare_cpu_ms": 0.2}]) == []      # an older run's figures: no line
+    assert bench_report.cpu_budget_lines([{"bare_cpu_ms": 0.2}], cores=2) == []      # an older run's figures: no line
 
 
 def test_history_has_one_line_per_run_naming_each_moved_figure() -> None:

@@ -544,7 +544,7 @@ def scenario_read_only(emu: SubprocessEmulator, key: str, account: str, dest: Pa
     proc = subprocess.Popen(cli_cmd(*sync_args(emu.url, dest), timeouts=TEST_TIMEOUTS), env=cli_env(key),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and _images_in(dest) < after_images and time.monotonic() < deadline:
+    while proc.poll() is None and len(_files_under(dest / "images")) < after_images and time.monotonic() < deadline:
         time.sleep(0.005)
     mounted = False
     try:
@@ -571,7 +571,3 @@ def scenario_read_only(emu: SubprocessEmulator, key: str, account: str, dest: Pa
     if not mounted or proc.returncode == 0:
         out.checks["exit + summary"] = (False, "the run ended before DEST became read-only")
     return out
-
-
-def _images_in(dest: Path) -> int:
-    return sum(len(files) for _, _, files in os.walk(dest / "images"))
