@@ -1,10 +1,11 @@
 """The Margen API client: one aiohttp session, auth, deadlines, retries and the rate limiter.
 
 Every API call goes through ``_get``: it waits for the key's rate-limiter slot, sends the bearer
-key with a total deadline, never follows redirects (a cross-host redirect would leak the key or
-lose it), retries 5xx and network failures with jittered back-off, handles 429 through the limiter
-and turns error bodies into the ``mirror.errors`` subclass for their ``code``. Storage fetches of
-signed URLs do not go through here: they use a separate session that has no key at all.
+key with a total deadline (kept by ``Deadlines``: one watchdog for all requests), never follows
+redirects (a cross-host redirect would leak the key or lose it), retries 5xx and network failures
+with jittered back-off, handles 429 through the limiter and turns error bodies into the
+``mirror.errors`` subclass for their ``code``. Storage fetches of signed URLs do not go through
+here: they use a separate session that has no key at all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from mirror.api.deadlines import Deadlines
 from mirror.api.models import Benchmark, Catalog, Download, Page, Usage
 from mirror.config import ApiKey, Retries, Timeouts
 from mirror.errors import RateLimited, RedirectRefused, ServerError, TransportError, api_error_from_body
@@ -45,13 +47,16 @@ class MargenClient:
         self._key = api_key
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines = Deadlines()
         self._rng = random.Random()
 
     async def __aenter__(self) -> MargenClient:
+        await self._deadlines.__aenter__()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._connections),
             headers={"Authorization": f"Bearer {self._key.reveal()}", "User-Agent": _USER_AGENT},
-            timeout=aiohttp.ClientTimeout(total=self.timeouts.api, connect=self.timeouts.connect),
+            # The total deadline is ``_deadlines``'; ``connect`` bounds the wait for a pool slot or a new connection.
+            timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect),
         )
         return self
 
@@ -59,6 +64,7 @@ class MargenClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._deadlines.__aexit__()
 
     @property
     def pool(self) -> aiohttp.BaseConnector:
@@ -157,12 +163,13 @@ class MargenClient:
     async def _send(self, url: URL, params: dict[str, str] | None,
                     headers: dict[str, str] | None) -> tuple[int, Any]:
         assert self._session is not None
-        async with self._session.get(url, params=params, headers=headers, allow_redirects=False) as resp:
-            if 300 <= resp.status < 400:
-                target = resp.headers.get("Location", "?")
-                raise RedirectRefused(f"the server redirected to {target}; the key is never sent on a "
-                                       f"redirect: set --base-url to the canonical host")
-            raw = await resp.read()
+        with self._deadlines.limit(self.timeouts.api):
+            async with self._session.get(url, params=params, headers=headers, allow_redirects=False) as resp:
+                if 300 <= resp.status < 400:
+                    target = resp.headers.get("Location", "?")
+                    raise RedirectRefused(f"the server redirected to {target}; the key is never sent on a "
+                                           f"redirect: set --base-url to the canonical host")
+                raw = await resp.read()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

@@ -1,7 +1,9 @@
 """Stage 3: a signed URL becomes verified bytes, handed to stage 4 (``place``) to become a file.
 
 Signed URLs are fetched by a session that has no API key at all (not a header removed per
-request: the key is simply not there), does not follow redirects, and has a total deadline. It may
+request: the key is simply not there), does not follow redirects, and has a total deadline (see
+``mirror.api.deadlines``). A URL made only of the characters RFC 3986 allows is sent exactly as the
+server wrote it, not parsed and re-quoted again (~5 us a fetch). It may
 share the API client's connection pool (``MargenClient.pool``): a connection holds no credentials,
 and where storage is on the API's origin, as on the emulator, each worker's fetch then reuses the
 connection its reservation released. Opening a loopback connection costs ~0.3 ms of client CPU, so
@@ -17,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 import time
 from pathlib import Path
 
 import aiofiles
 import aiohttp
+from yarl import URL
 
+from mirror.api.deadlines import Deadlines
 from mirror.api.models import Download
 from mirror.config import Limits, Retries, Timeouts
 from mirror.engine.place import Body, Placer, StoredFile
@@ -34,6 +39,7 @@ __all__ = ["Fetcher", "UrlExpired"]
 SPILL_BYTES = 4 * 2**20
 _EXPIRY_MARGIN_S = 5.0      # do not start a fetch this close to the URL's expiry (or a fifth of a short TTL)
 _CHUNK = 256 * 1024
+_PLAIN_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")   # RFC 3986's characters, nothing to escape
 
 
 class UrlExpired(Exception):
@@ -49,14 +55,16 @@ class Fetcher:
         self.retries = retries
         self._pool = pool           # borrowed (its owner closes it) or None: a pool of our own
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines = Deadlines()
         self._rng = random.Random()
         self._placer = Placer(layout)
 
     async def __aenter__(self) -> Fetcher:
+        await self._deadlines.__aenter__()
         self._session = aiohttp.ClientSession(
             connector=self._pool or aiohttp.TCPConnector(limit=self.limits.connections),
             connector_owner=self._pool is None,
-            timeout=aiohttp.ClientTimeout(total=self.timeouts.storage, connect=self.timeouts.connect),
+            timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect),   # total: _deadlines
             auto_decompress=False,
         )
         return self
@@ -65,6 +73,7 @@ class Fetcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._deadlines.__aexit__()
 
     @property
     def slow_disk(self) -> bool:
@@ -78,7 +87,8 @@ class Fetcher:
             if time.monotonic() > download.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * download.ttl):
                 raise UrlExpired(download.item["id"])
             try:
-                body = await self._download(download.url)
+                with self._deadlines.limit(self.timeouts.storage):
+                    body = await self._download(download.url)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failures += 1
                 if failures >= self.retries.attempts:
@@ -92,7 +102,8 @@ class Fetcher:
     async def _download(self, url: str) -> Body:
         assert self._session is not None
         cap = self.limits.max_image_bytes
-        async with self._session.get(url, allow_redirects=False) as resp:
+        async with self._session.get(URL(url, encoded=True) if _PLAIN_URL.fullmatch(url) else url,
+                                     allow_redirects=False) as resp:
             if resp.status == 403:
                 raise UrlExpired(url)
             if 300 <= resp.status < 400:
