@@ -65,7 +65,8 @@ class Fetcher:
             connector=self._pool or aiohttp.TCPConnector(limit=self.limits.connections),
             connector_owner=self._pool is None,
             timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect),   # total: _deadlines
-            auto_decompress=False,
+            # The bytes are stored as sent: ask for no Content-Encoding, rather than get a gzipped JPEG.
+            auto_decompress=False, skip_auto_headers=("Accept-Encoding",),
         )
         return self
 

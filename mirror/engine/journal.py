@@ -2,11 +2,17 @@
 
 A credit is spent when ``/download`` answers, but the image only counts as mirrored once its
 manifest part is on disk. Anything can happen in between (a kill -9, a full disk, an expired
-URL), so every reservation is written here *before* the request is sent and again when the answer
-arrives, and marked done once its row is flushed. The next run fetches every pending item first:
-the account already owns it, so it is free.
+URL), so every reservation is written here *before* the request is sent, its answer is recorded
+when it arrives, and the item is marked done once its row is flushed. The next run fetches every
+pending item first: the account already owns it, so it is free.
 
-Format: JSON lines appended to ``.state/journal.jsonl`` with one ``os.write`` per record on an
+An answer's record rides along with the next record written (any worker's next reservation, the
+next ``done`` batch; ``close`` rewrites what is pending from memory) instead of costing a system
+call of its own. A kill can lose the last few; those reservations then read as never answered,
+and the next run sends each one's key again: the server repeats its answer (``charged``
+included) and debits nothing.
+
+Format: JSON lines appended to ``.state/journal.jsonl`` with one ``os.write`` per batch of records on an
 ``O_APPEND`` descriptor, so a record is either whole or absent after a kill (a torn last line is
 ignored). Only ids, outcomes and each reservation's random Idempotency-Key token are written:
 never the API key, never a signed URL.
@@ -52,6 +58,7 @@ class Journal:
                 self._empty()
         except OSError as exc:
             raise destination_error(exc, path) from None
+        self._answers: list[str] = []     # "reserved" records not yet written (see the module docstring)
 
     def close(self) -> None:
         """Stop appending and leave only what is still pending: a finished 200k-item run had left
@@ -83,8 +90,8 @@ class Journal:
         entry = self.pending.get(item_id)
         if entry is not None:
             entry.charged = bool(entry.charged) or charged
-        self._write(f'{{"op":"reserved","id":{json.dumps(item_id)},"charged":{"true" if charged else "false"},'
-                    f'"t":{time.time():.3f}}}\n')
+        self._answers.append(f'{{"op":"reserved","id":{json.dumps(item_id)},"charged":{"true" if charged else "false"},'
+                             f'"t":{time.time():.3f}}}\n')
 
     def done(self, item_ids: list[str]) -> None:
         """The rows of these items are in a flushed manifest part: forget them."""
@@ -103,7 +110,10 @@ class Journal:
         """One write per call on an O_APPEND descriptor: records are whole or absent after a kill.
 
         A record that cannot be written (DEST full or read-only) stops the run as a DestinationError
-        before the request it announces is sent."""
+        before the request it announces is sent. Answers waiting to be written go first."""
+        if self._answers:
+            lines = "".join(self._answers) + lines
+            self._answers = []
         data = lines.encode()
         try:
             if os.write(self._fd, data) != len(data):       # a short write: the disk filled up in it

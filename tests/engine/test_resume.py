@@ -15,7 +15,7 @@ import mirror
 from mirror.api.client import MargenClient
 from mirror.config import ApiKey, Limits
 from mirror.engine.fetch import Fetcher
-from mirror.engine.journal import Journal
+from mirror.engine.journal import Journal, read_pending
 from mirror.engine.report import SyncReport
 from mirror.engine.reserve import Budget, Reserver, idempotency_key
 from mirror.engine.run import Pipeline, _Work
@@ -148,6 +148,38 @@ async def test_a_reservation_whose_answer_was_lost_is_sent_again_with_its_own_ke
     assert all(rows[i["id"]]["charged"] for i in items), "every one of them was paid for"
     assert all((dest / rows[i["id"]]["path"]).read_bytes() == emulator.admin.image_bytes(i["id"]) for i in items)
     assert not Journal(layout.state / "journal.jsonl").pending
+
+
+async def test_answers_ride_with_the_next_record_and_a_kill_that_loses_them_costs_nothing(emulator, account,
+                                                                                         tmp_path):
+    """An answer's journal record is written with the next record, not by a system call of its own.
+    A kill before that next record leaves those reservations looking unanswered: the next run
+    sends their keys again, is told they were charged, and pays nothing more."""
+    items = all_items(emulator, account, kind="real", perturbation="clean")[:4]
+    dest = tmp_path / "m"
+    layout, journal, client, _ = await _stage(emulator, account, dest)
+    path = layout.state / "journal.jsonl"
+    async with client:
+        reserver = Reserver(client, journal, Budget(None))
+        await reserver.reserve(items[0]["id"], items[0]["benchmark"])
+        assert read_pending(path)[items[0]["id"]].charged is None          # its answer is not on disk yet...
+        await reserver.reserve(items[1]["id"], items[1]["benchmark"])
+        assert read_pending(path)[items[0]["id"]].charged is True          # ...until the next record is
+        for item in items[2:]:
+            await reserver.reserve(item["id"], item["benchmark"])
+    lost = [i for i, entry in read_pending(path).items() if entry.charged is None]
+    assert lost == [items[-1]["id"]]         # killed here: the last answer never reached the disk
+    os.close(journal._fd)
+    assert emulator.admin.ledger(account.name)["charge_count"] == 4
+
+    report = await do_sync(emulator, account, dest, filters={"kind": "real", "perturbation": "clean"})
+    assert report.recovered == 4 and report.failed == 0
+    ledger = emulator.admin.ledger(account.name)
+    new = report.mirrored - 4                 # the rest of the selection, bought by this run
+    assert ledger["charge_count"] == len(set(ledger["owned"])) == 4 + new, "nothing paid twice"
+    assert report.charged == new + 1, "the killed run never reported the lost answer's credit; this one does"
+    rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
+    assert all(rows[i["id"]]["charged"] for i in items), "each row says it was paid for, the lost one too"
 
 
 async def test_a_replayed_answer_is_the_servers_answer_of_then_and_leaves_the_balance_alone(emulator, account,

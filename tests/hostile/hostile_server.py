@@ -10,6 +10,7 @@ credentials) so tests can prove the key never reached storage or a redirect targ
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import io
 import threading
@@ -67,6 +68,7 @@ class Behaviour:
     malformed: str | None = None        # API route answering with broken JSON ("items", "download", …)
     redirect_api: bool = False          # /catalog answers 302 to the other host
     redirect_storage: set[str] = field(default_factory=set)           # storage of these ids 302s away
+    gzip_if_asked: bool = False         # storage gzips bodies for a client whose Accept-Encoding allows it
 
 
 class HostileServer:
@@ -147,6 +149,9 @@ class HostileServer:
         if item_id in self.behaviour.redirect_storage:
             raise web.HTTPFound(self.elsewhere_url + "/stolen/" + token)
         body = self.behaviour.bodies.get(item_id) or jpeg(len(item_id))
+        if self.behaviour.gzip_if_asked and "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=gzip.compress(body), content_type="image/jpeg",
+                                headers={"Content-Encoding": "gzip"})
         if item_id in self.behaviour.chunked:
             resp = web.StreamResponse()
             resp.enable_chunked_encoding()

@@ -181,6 +181,19 @@ async def test_api_redirect_to_another_host_is_refused_and_the_key_stays_home(ho
     assert_safe(hostile, tmp_path, dest, str(info.value))
 
 
+async def test_storage_that_compresses_when_asked_is_not_asked(hostile, tmp_path):
+    """Bodies are stored byte for byte as sent, so the fetcher asks for no Content-Encoding: a CDN
+    that gzips whatever a client accepts must hand over the JPEG itself."""
+    hostile.behaviour.pages = [[item("a"), item("b")]]
+    hostile.behaviour.gzip_if_asked = True
+    dest = tmp_path / "dest"
+    report = await sync(hostile, dest)
+    assert report.status == "complete" and report.failed == 0 and sorted(manifest_ids(dest)) == ["a", "b"]
+    for row in mirror.open_manifest(dest).to_table().to_pylist():
+        assert (dest / row["path"]).read_bytes() == jpeg(len(row["id"]))
+    assert_safe(hostile, tmp_path, dest)
+
+
 async def test_storage_redirect_is_not_followed(hostile, tmp_path):
     hostile.behaviour.pages = [[item("a"), item("moved")]]
     hostile.behaviour.redirect_storage = {"moved"}
