@@ -19,8 +19,11 @@ futures when it returns, so the hop is paid once per batch rather than once per 
 
 Either way each body is checked (size, JPEG start and end markers, width and height from the
 frame header, with Pillow as the fallback), hashed if the fetcher has not hashed it already,
-written to ``.state/tmp`` and renamed into place. A file appears at its final path whole or not
-at all; a failure is that item's alone and never stops the rest of its batch.
+written to a hidden temp file in its own folder (``partial_image_path``: a rename within one
+folder is ~30 us cheaper on tmpfs, ~80 us on a disk, than one from ``.state/tmp``) and renamed
+into place. A body spilled to ``.state/tmp`` while it streamed is renamed from there. A file
+appears at its final path whole or not at all; a failure is that item's alone and never stops
+the rest of its batch. What a kill leaves half-written is removed at the next sync's start.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mirror.errors import IntegrityError
-from mirror.store import Layout, resolve_inside
+from mirror.store import Layout, partial_image_path, resolve_inside
 
 __all__ = ["Placer", "StoredFile", "Body", "INLINE_BYTES", "SLOW_FILE_S"]
 
@@ -91,10 +94,8 @@ class Placer:
         self._drain_task: asyncio.Task[None] | None = None
 
     def temp_path(self) -> Path:
-        return Path(self._temp_name())
-
-    def _temp_name(self) -> str:
-        return f"{self._tmp}/{self._token}-{next(self._serial)}.part"
+        """A temp file in ``.state/tmp``, for a body too big to hold in memory."""
+        return Path(f"{self._tmp}/{self._token}-{next(self._serial)}.part")
 
     async def place(self, relpath: str, body: Body) -> StoredFile:
         """Verify ``body`` and put it at ``relpath``; raises IntegrityError or OSError for this item only."""
@@ -143,7 +144,9 @@ class Placer:
     def _place_one(self, relpath: str, body: Body) -> tuple[StoredFile, float]:
         """The stored file, and the seconds its file-system work took (for an in-memory body)."""
         # Plain strings, not Paths: pathlib cost more per file (~10 us) than hashing the JPEG's header.
-        tmp = str(body.spill) if body.spill is not None else self._temp_name()
+        # The file name is one safe_component (no "/", never "." or ".."): checking its folder suffices.
+        folder = self._folder(relpath)
+        tmp = str(body.spill) if body.spill is not None else partial_image_path(folder, self._token, next(self._serial))
         try:
             if body.spill is None:
                 data = body.data
@@ -167,8 +170,7 @@ class Placer:
                 assert body.sha256 is not None, "a spilled body is hashed while it streams"
                 sha256 = body.sha256
                 started = time.perf_counter()
-            # The file name is one safe_component (no "/", never "." or ".."): checking its folder suffices.
-            os.replace(tmp, self._folder(relpath) + relpath.rpartition("/")[2])
+            os.replace(tmp, folder + relpath.rpartition("/")[2])
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

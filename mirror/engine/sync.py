@@ -71,18 +71,22 @@ async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, J
     """Lock DEST, finish whatever a killed run left half-done, and load what is already here."""
     layout = Layout.prepare(dest)
     with DestLock(layout):
-        index = await asyncio.to_thread(_load_dest, layout)
         journal = Journal(layout.state / "journal.jsonl")
         try:
+            index = await asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending))
             yield layout, index, journal
         finally:
             journal.close()
 
 
-def _load_dest(layout: Layout) -> ManifestIndex:
-    """Reading DEST, in one worker thread: each hop to a thread costs a wait for the GIL on the way back."""
+def _load_dest(layout: Layout, *, cut_short: bool) -> ManifestIndex:
+    """Reading DEST, in one worker thread: each hop to a thread costs a wait for the GIL on the way back.
+
+    ``cut_short``: an earlier run left items pending, so it may have left images half-written too."""
     recover(layout)
     layout.clean_tmp()
+    if cut_short:
+        layout.clean_partial_images()
     index = ManifestIndex.load(layout)
     index.drop_missing_files(layout)        # those items are re-fetched (free) by the walk
     return index

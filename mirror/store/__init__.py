@@ -2,7 +2,14 @@
 
 from mirror.store.compaction import compact
 from mirror.store.index import ManifestIndex, MirroredFile
-from mirror.store.layout import Layout, destination_error, image_relpath, resolve_inside, safe_component
+from mirror.store.layout import (
+    Layout,
+    destination_error,
+    image_relpath,
+    partial_image_path,
+    resolve_inside,
+    safe_component,
+)
 from mirror.store.lock import DestLock
 from mirror.store.manifest import (
     MANIFEST_SCHEMA,
@@ -14,7 +21,8 @@ from mirror.store.manifest import (
 )
 
 __all__ = [
-    "Layout", "safe_component", "image_relpath", "resolve_inside", "destination_error", "DestLock",
+    "Layout", "safe_component", "image_relpath", "partial_image_path", "resolve_inside", "destination_error",
+    "DestLock",
     "MANIFEST_SCHEMA", "ManifestIndex", "ManifestWriter", "MirroredFile", "compact", "open_manifest",
     "recover", "row_from_item", "write_table_atomic",
 ]

@@ -11,14 +11,17 @@ DEST layout::
 
     DEST/
       images/<benchmark>/<source_real_id>/<item_id>.jpg
+                           (and, while it is written, a hidden ``.<token>-<n>.part`` beside it)
       manifest/            the Parquet dataset (only complete ``*.parquet`` files ever appear here)
       .state/lock          the destination lock (see lock.py)
-      .state/tmp/          temp files; on DEST's file system so os.replace into place is atomic
+      .state/tmp/          other temp files (spilled bodies, manifest parts); on DEST's file
+                           system so os.replace into place is atomic
       reports/  scores/    outputs of later features
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from mirror.errors import DestinationError
 
-__all__ = ["safe_component", "image_relpath", "resolve_inside", "destination_error", "Layout"]
+__all__ = ["safe_component", "image_relpath", "partial_image_path", "resolve_inside", "destination_error", "Layout"]
 
 # Kept verbatim: ASCII only, starts alphanumeric (so never ".", "..", a hidden file, or an option
 # like "-rf"), at most 100 characters.  Windows-reserved names such as "CON" or "NUL" and names
@@ -70,6 +73,20 @@ def image_relpath(benchmark: str, source_real_id: str | None, item_id: str) -> s
     """
     parts = (safe_component(benchmark), safe_component(source_real_id), safe_component(item_id))
     return f"images/{parts[0]}/{parts[1]}/{parts[2]}.jpg"
+
+
+def partial_image_path(folder: str, token: str, serial: int) -> str:
+    """Where an image is written before its rename into place: hidden, in its own folder.
+
+    A rename within one folder is the cheap kind: renaming from ``.state/tmp`` into the image's
+    folder cost ~30 us more per file on tmpfs and ~80 us more on a disk (it takes the file
+    system's rename lock), more than both HTTP requests of the item. Image names never start
+    with ".", so this name cannot be one; ``token`` is 12 hex digits (see ``_PARTIAL``).
+    """
+    return f"{folder}.{token}-{serial}.part"
+
+
+_PARTIAL = re.compile(r"\.[0-9a-f]{12}-[0-9]+\.part")
 
 
 def resolve_inside(dest: Path, relpath: str) -> Path:
@@ -182,6 +199,21 @@ class Layout:
         except OSError as exc:
             raise destination_error(exc, current) from exc
         return layout
+
+    def clean_partial_images(self) -> int:
+        """Delete images a killed run left half-written beside their final path; returns how many.
+
+        A walk of every image folder: the caller does it only when a run was cut short (the
+        journal has pending items). Only call this while holding the DestLock.
+        """
+        removed = 0
+        for folder, _, names in os.walk(self.images):
+            for name in names:
+                if _PARTIAL.fullmatch(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+                    removed += 1
+        return removed
 
     def clean_tmp(self) -> int:
         """Delete leftovers of a killed run in ``.state/tmp``; returns how many were removed.

@@ -217,3 +217,26 @@ async def test_an_older_versions_unanswered_reservation_is_finished_free(emulato
     row = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}[lost["id"]]
     assert (dest / row["path"]).read_bytes() == emulator.admin.image_bytes(lost["id"])
     assert not Journal(layout.state / "journal.jsonl").pending
+
+
+async def test_an_image_a_killed_run_left_half_written_is_removed_by_the_next_sync(emulator, account, tmp_path):
+    """Images are written hidden beside their final path, then renamed; a kill between the two
+    leaves the hidden file and a pending reservation, and the next sync removes the one and
+    finishes the other."""
+    dest = tmp_path / "m"
+    first = await do_sync(emulator, account, dest, max_credits=3)
+    rows = mirror.open_manifest(dest).to_table().to_pylist()
+    folder = (dest / rows[0]["path"]).parent
+    half = folder / ".0123456789ab-41.part"
+    half.write_bytes(b"\xff\xd8\xff half a JPEG")
+    pending = next(i for i in all_items(emulator, account) if i["id"] not in {r["id"] for r in rows})
+    journal = Journal(dest / ".state" / "journal.jsonl")
+    journal.reserving(pending["id"], pending["benchmark"], "tok")      # killed before the answer came
+    journal.close()
+
+    second = await do_sync(emulator, account, dest, max_credits=3)
+    assert first.mirrored == 3 and second.recovered == 1 and second.failed == 0
+    assert not half.exists()
+    assert not [p for p in (dest / "images").rglob("*") if p.name.endswith(".part")]
+    ids = set(mirror.open_manifest(dest).to_table(columns=["id"]).column("id").to_pylist())
+    assert pending["id"] in ids

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mirror.errors import DestinationError
-from mirror.store import Layout, image_relpath, resolve_inside, safe_component
+from mirror.store import Layout, image_relpath, partial_image_path, resolve_inside, safe_component
 
 HOSTILE = [
     "../../x", "..", ".", "", "/", "/etc/passwd", "a/b", "a\\b", "%2F", "..%2F..%2Fetc", "a\x00b", "\x00",
@@ -158,3 +158,19 @@ def test_clean_tmp_removes_leftovers(tmp_path: Path) -> None:
     assert layout.clean_tmp() == 2
     assert list(layout.tmp.iterdir()) == []
     assert Layout(tmp_path / "missing").clean_tmp() == 0
+
+
+def test_partial_images_are_hidden_beside_their_image_and_cleaned_without_touching_anything_else(tmp_path: Path):
+    layout = Layout.prepare(tmp_path)
+    folder = layout.images / "bench" / "real_1"
+    folder.mkdir(parents=True)
+    partial = Path(partial_image_path(f"{folder}/", "0123456789ab", 7))
+    assert partial.parent == folder and partial.name.startswith(".") and not partial.name.endswith(".jpg")
+    partial.write_bytes(b"\xff\xd8 half")
+    kept = [folder / "item.jpg", folder / ".DS_Store", folder / "notes.part", folder / ".0123-1.part",
+            layout.images / "bench" / ".0123456789ab-x.part"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert layout.clean_partial_images() == 1
+    assert not partial.exists() and all(path.exists() for path in kept)
+    assert Layout(tmp_path / "missing").clean_partial_images() == 0
