@@ -5,7 +5,7 @@ do it elsewhere. A worker thread is no cheaper than that: it takes the GIL back 
 five system calls (hash, open, write, close, rename), each time waiting up to the interpreter's
 5 ms switch interval while the event loop is busy, so in a 20 ms-latency sync a file waited
 15-40 ms to be placed, and the hand-offs cost ~40 us of CPU per file. So ``Placer`` places a
-body of up to ``INLINE_BYTES`` right on the event loop, and times the file system's part of it
+body of up to ``INLINE_BYTES`` on the event loop, and times the file system's part of it
 (create, write, rename). A disk that cannot keep up (a network mount, dirty-page throttling, an
 ext4 scanning past recently deleted inodes on every create) must not stall every request in
 flight, and in a thread its kernel time runs beside the loop: once most recent files took longer
@@ -13,9 +13,14 @@ than ``SLOW_FILE_S``, every later file of the run goes to a worker thread, as do
 to place inline. Most, not one: a system call also waits whenever another thread holds the GIL,
 and a burst of those is not a slow disk.
 
-Off the loop, ``Placer`` group-commits: each ``place`` call queues its file and awaits a future;
-one drain task hands everything queued so far to a thread as a single batch and resolves the
-futures when it returns, so the hop is paid once per batch rather than once per image.
+Both ways ``Placer`` group-commits: each ``place`` call queues its file and awaits a future. On the
+loop, one callback at the next loop turn places every file queued meanwhile (the bodies that
+arrived together), so those workers send their next reservations together rather than one per
+file written: the API then reads them in one wake-up and commits them in one ledger transaction.
+Measured at 10,000 items against the emulator, that took 30 us of client CPU and 26 us of
+emulator CPU off each image and raised the sync's rate ~9%, for one future per file. Off the
+loop, one drain task hands everything queued so far to a thread as a single batch and resolves
+the futures when it returns, so the hop is paid once per batch rather than once per image.
 
 Either way each body is checked (size, JPEG start and end markers, width and height from the
 frame header, with Pillow as the fallback), hashed if the fetcher has not hashed it already,
@@ -76,7 +81,7 @@ class StoredFile:
 
 
 class Placer:
-    """Writes files on the event loop while the disk keeps up, else on worker threads in batches.
+    """Writes files in batches: on the event loop while the disk keeps up, else on worker threads.
 
     ``slow_file_s``: seconds past which a small file's file-system work counts as slow (0: always).
     """
@@ -90,7 +95,8 @@ class Placer:
         self._tmp = str(layout.tmp)
         self._token = uuid.uuid4().hex[:12]    # temp names: this placer's token and a serial number
         self._serial = itertools.count()
-        self._queue: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []
+        self._soon: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []     # to place on the loop
+        self._queue: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []    # to place in a thread
         self._drain_task: asyncio.Task[None] | None = None
 
     def temp_path(self) -> Path:
@@ -99,18 +105,34 @@ class Placer:
 
     async def place(self, relpath: str, body: Body) -> StoredFile:
         """Verify ``body`` and put it at ``relpath``; raises IntegrityError or OSError for this item only."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoredFile] = loop.create_future()
         if self.on_loop and body.spill is None and body.size <= INLINE_BYTES:
-            stored, file_s = self._place_one(relpath, body)
+            self._soon.append((relpath, body, future))
+            if len(self._soon) == 1:
+                loop.call_soon(self._place_soon)
+        else:
+            self._queue.append((relpath, body, future))
+            if self._drain_task is None:
+                self._drain_task = asyncio.create_task(self._drain())
+        return await future
+
+    def _place_soon(self) -> None:
+        """On the loop: every file queued since the last turn (see the module docstring)."""
+        batch, self._soon = self._soon, []
+        for relpath, body, future in batch:
+            if future.done():                # its fetch was cancelled before its turn: nothing written
+                continue
+            try:
+                stored, file_s = self._place_one(relpath, body)
+            except Exception as exc:         # that item's alone
+                future.set_exception(exc)
+                continue
             slow = file_s >= self._slow_file_s + _SLOW_PER_MIB_S * body.size / 2**20
             self._slow_share += (slow - self._slow_share) / _RECENT
             if self._slow_share > _MOST:
                 self.on_loop = False
-            return stored
-        future: asyncio.Future[StoredFile] = asyncio.get_running_loop().create_future()
-        self._queue.append((relpath, body, future))
-        if self._drain_task is None:
-            self._drain_task = asyncio.create_task(self._drain())
-        return await future
+            future.set_result(stored)
 
     async def _drain(self) -> None:
         batch: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []

@@ -31,6 +31,11 @@ def _stored(layout: Layout) -> dict[str, bytes]:
     return {p.relative_to(layout.dest).as_posix(): p.read_bytes() for p in layout.images.rglob("*.jpg")}
 
 
+def _temp_files(layout: Layout) -> list[Path]:
+    """Temp files anywhere in DEST: in .state/tmp, or hidden beside an image."""
+    return list(layout.tmp.iterdir()) + [p for p in layout.images.rglob("*") if p.name.endswith(".part")]
+
+
 async def _place_all(placer: Placer, bodies: dict[str, bytes]) -> dict[str, object]:
     placing = (placer.place(rel, Body(size=len(data), data=data)) for rel, data in bodies.items())
     results = await asyncio.gather(*placing, return_exceptions=True)
@@ -50,7 +55,7 @@ async def test_small_files_are_placed_on_the_loop_while_the_disk_keeps_up(tmp_pa
         stored = results[rel]
         assert stored.sha256 == hashlib.sha256(data).hexdigest()          # type: ignore[attr-defined]
         assert (stored.width, stored.height, stored.bytes) == (48, 32, len(data))   # type: ignore[attr-defined]
-    assert not list(layout.tmp.iterdir()), "temp files left behind"
+    assert not _temp_files(layout), "temp files left behind"
 
 
 async def test_a_slow_disk_moves_placement_to_a_thread_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -73,7 +78,7 @@ async def test_a_slow_disk_moves_placement_to_a_thread_and_nothing_is_lost(tmp_p
     assert _stored(layout) == good, "a bad body cost another file, or a bad one was written"
     assert all(results[rel].sha256 == hashlib.sha256(data).hexdigest()       # type: ignore[attr-defined]
                for rel, data in rest.items() if rel != bad)
-    assert not list(layout.tmp.iterdir()), "temp files left behind"
+    assert not _temp_files(layout), "temp files left behind"
 
 
 async def test_a_body_too_big_for_the_loop_is_placed_by_a_thread(tmp_path: Path) -> None:
@@ -97,4 +102,27 @@ async def test_a_truncated_body_is_refused_either_way(tmp_path: Path, slow_file_
     with pytest.raises(IntegrityError, match="complete JPEG"):
         await placer.place(_relpath(1), Body(size=len(cut), data=cut))
     assert not (layout.dest / _relpath(1)).exists()
-    assert not list(layout.tmp.iterdir())
+    assert not _temp_files(layout)
+
+
+async def test_files_queued_in_one_loop_turn_are_placed_together_each_failing_alone(tmp_path: Path) -> None:
+    """Bodies that arrive together are written by one callback at the next loop turn; a bad one
+    fails alone, and one whose fetch was cancelled before that turn is not written at all."""
+    layout = Layout.prepare(tmp_path / "dest")
+    placer = Placer(layout)
+    bodies = {_relpath(i): _jpeg(i) for i in range(12)}
+    bad, cancelled = _relpath(5), _relpath(9)
+    bodies[bad] = b"\xff\xd8\xff" + b"not a jpeg"
+    tasks = {rel: asyncio.create_task(placer.place(rel, Body(size=len(data), data=data)))
+             for rel, data in bodies.items()}
+    await asyncio.sleep(0)                  # every task has queued its body; nothing is written yet
+    assert not _stored(layout)
+    tasks[cancelled].cancel()
+    await asyncio.sleep(0)                  # the next turn: one callback places the whole batch
+    assert set(_stored(layout)) == set(bodies) - {bad, cancelled}
+    results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+    outcome = dict(zip(tasks, results, strict=True))
+    assert isinstance(outcome[bad], IntegrityError) and isinstance(outcome[cancelled], asyncio.CancelledError)
+    assert all(outcome[rel].sha256 == hashlib.sha256(bodies[rel]).hexdigest()      # type: ignore[attr-defined]
+               for rel in set(bodies) - {bad, cancelled})
+    assert placer.on_loop and not _temp_files(layout)
