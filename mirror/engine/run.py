@@ -41,7 +41,7 @@ from mirror.errors import (
     first_mirror_error,
 )
 from mirror.jobs import Selection
-from mirror.store import Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath, row_from_item
+from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
 
 __all__ = ["Pipeline", "ProgressHook"]
 
@@ -202,9 +202,8 @@ class Pipeline:
         charged = self.journal.was_charged(work.item_id)
         if work.listed is None:
             self.report.recovered += 1
-        self._writer.add(row_from_item(item, path=relpath, bytes=stored.bytes, sha256=stored.sha256,
-                                       width=stored.width, height=stored.height, charged=charged,
-                                       downloaded_at=datetime.now(UTC)))
+        self._writer.add_file(FileRow(item, relpath, stored.bytes, stored.sha256, stored.width, stored.height,
+                                      charged, datetime.now(UTC)))
         self._row_ids.append(work.item_id)
         self.report.mirrored += 1
         self.report.bytes += stored.bytes

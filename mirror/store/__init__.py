@@ -11,18 +11,12 @@ from mirror.store.layout import (
     safe_component,
 )
 from mirror.store.lock import DestLock
-from mirror.store.manifest import (
-    MANIFEST_SCHEMA,
-    ManifestWriter,
-    open_manifest,
-    recover,
-    row_from_item,
-    write_table_atomic,
-)
+from mirror.store.manifest import ManifestWriter, open_manifest, recover, write_table_atomic
+from mirror.store.rows import MANIFEST_SCHEMA, FileRow, row_from_item
 
 __all__ = [
     "Layout", "safe_component", "image_relpath", "partial_image_path", "resolve_inside", "destination_error",
     "DestLock",
-    "MANIFEST_SCHEMA", "ManifestIndex", "ManifestWriter", "MirroredFile", "compact", "open_manifest",
+    "MANIFEST_SCHEMA", "FileRow", "ManifestIndex", "ManifestWriter", "MirroredFile", "compact", "open_manifest",
     "recover", "row_from_item", "write_table_atomic",
 ]

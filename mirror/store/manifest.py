@@ -24,8 +24,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -35,35 +34,15 @@ import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
 from mirror.store.layout import Layout, destination_error
+from mirror.store.rows import MANIFEST_SCHEMA, FileRow, checked, row_from_item, table_from_files
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-__all__ = ["MANIFEST_SCHEMA", "row_from_item", "ManifestWriter", "recover", "open_manifest", "write_table_atomic"]
-
-# Item fields copied verbatim (as text) from the API's item object.
-_ITEM_COLUMNS = ("id", "benchmark", "kind", "skin_tone", "gender", "generator", "perturbation", "layer",
-                 "base_id", "source_real_id", "identity_id", "scene")
-
-MANIFEST_SCHEMA = pa.schema(
-    [pa.field("id", pa.string(), nullable=False)]
-    + [pa.field(name, pa.string()) for name in _ITEM_COLUMNS[1:]]
-    + [
-        pa.field("attributes", pa.string()),     # JSON object text, "{}" when the item had none
-        pa.field("metadata", pa.string()),       # JSON, only when the run used include=metadata
-        pa.field("extra", pa.string()),          # JSON of item fields this schema does not know
-        pa.field("path", pa.string()),           # relative to DEST, POSIX separators
-        pa.field("bytes", pa.int64()),
-        pa.field("sha256", pa.string()),         # hex of the file as stored
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("charged", pa.bool_()),         # whether this download cost a credit
-        pa.field("downloaded_at", pa.timestamp("ms", tz="UTC")),
-    ]
-)
+__all__ = ["MANIFEST_SCHEMA", "FileRow", "row_from_item", "ManifestWriter", "recover", "open_manifest",
+           "write_table_atomic"]
 
 _COLUMNS = frozenset(MANIFEST_SCHEMA.names)
-_KNOWN_ITEM_KEYS = frozenset(_ITEM_COLUMNS) | {"attributes", "metadata", "object"}
 SORT_KEYS = [("source_real_id", "ascending"), ("base_id", "ascending"), ("id", "ascending")]  # nulls last
 COMPACTED_PREFIX = "compacted-"
 REPLACES_KEY = b"margen-mirror.replaces"
@@ -73,75 +52,10 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _ROW_GROUP_ROWS = 64 * 1024        # several row groups per big file lets readers work in parallel
 
 
-# One encoder for every row: json.dumps with options builds a new one per call, ~2 us each.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _json(value: Any) -> str:
-    """Compact, key-sorted JSON: equal values give equal text, so the columns compare and dedupe."""
-    return _ENCODER.encode(value)
-
-
-def _text(value: Any) -> str | None:
-    """A string column value; a number or object the server sent is kept as its JSON text."""
-    if value is None or isinstance(value, str):
-        return value
-    return _json(value)
-
-
-def row_from_item(
-    item: Mapping[str, Any],
-    *,
-    path: str,
-    bytes: int,  # the column's name, so callers write bytes=...; shadows the builtin only here
-    sha256: str,
-    width: int,
-    height: int,
-    charged: bool,
-    downloaded_at: datetime,
-) -> dict[str, Any]:
-    """Turn an API item object plus what we measured about the file into one manifest row.
-
-    Nothing the server sent is lost: unknown fields go to ``extra`` (including fields named like
-    our own file columns, whose values are our measurements).  ``downloaded_at`` must be
-    timezone-aware; it is stored in UTC at millisecond precision, which is what compaction
-    compares.  Raises ValueError for an item without a string id, or with an id that is not
-    valid Unicode (a lone surrogate): such a row could never be written. A lone surrogate in
-    any other text becomes U+FFFD, so the image the account paid for still gets its row.
-    """
-    if not isinstance(item.get("id"), str):
-        raise ValueError(f"API item has no string id: {item.get('id')!r}")
-    if downloaded_at.tzinfo is None:
-        raise ValueError("downloaded_at must be timezone-aware")
-    row: dict[str, Any] = {name: _text(item.get(name)) for name in _ITEM_COLUMNS}
-    attributes = item.get("attributes")
-    row["attributes"] = _json({} if attributes is None else attributes)
-    metadata = item.get("metadata")
-    row["metadata"] = None if metadata is None else _json(metadata)
-    extra = {key: value for key, value in item.items() if key not in _KNOWN_ITEM_KEYS}
-    row["extra"] = _json(extra) if extra else None
-    stamp = downloaded_at.astimezone(UTC)
-    row.update(
-        path=path, bytes=int(bytes), sha256=sha256, width=int(width), height=int(height),
-        charged=bool(charged), downloaded_at=stamp.replace(microsecond=stamp.microsecond // 1000 * 1000),
-    )
-    for name, value in row.items():
-        if isinstance(value, str) and not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:      # a lone surrogate, from JSON: unwritable as UTF-8
-                if name == "id":
-                    raise
-                row[name] = _SURROGATE.sub("\ufffd", value)   # as any UTF-8 decoder shows bad text
-    return row
-
-
 class ManifestWriter:
-    """Buffers rows and writes them as immutable parts: ``add``, then ``flush`` (or, from async
-    code, ``seal`` on the event loop and ``write_sealed`` in a worker thread)."""
+    """Buffers rows and writes them as immutable parts: ``add_file`` (or ``add`` for a row already
+    built), then ``flush`` (or, from async code, ``seal`` on the event loop and ``write_sealed`` in
+    a worker thread)."""
 
     def __init__(self, layout: Layout, run_id: str, rows_per_part: int = 5000) -> None:
         if not _RUN_ID.fullmatch(run_id):
@@ -151,6 +65,7 @@ class ManifestWriter:
         self.layout = layout
         self.run_id = run_id
         self.rows_per_part = rows_per_part
+        self._files: list[FileRow] = []
         self._rows: list[dict[str, Any]] = []
         self._sealed: list[pa.Table] = []     # rows converted by seal(), not yet in a part
         recover(layout)
@@ -159,11 +74,16 @@ class ManifestWriter:
     @property
     def pending(self) -> int:
         """Rows added but not yet in a part (lost if the process dies now)."""
-        return len(self._rows) + sum(table.num_rows for table in self._sealed)
+        return len(self._files) + len(self._rows) + sum(table.num_rows for table in self._sealed)
 
     @property
     def should_flush(self) -> bool:
-        return len(self._rows) >= self.rows_per_part
+        return len(self._files) + len(self._rows) >= self.rows_per_part
+
+    def add_file(self, row: FileRow) -> None:
+        """Buffer one placed file's row (no I/O, no conversion: ``seal`` converts them together).
+        ValueError, for this row alone, if it could never be written (see ``rows.checked``)."""
+        self._files.append(checked(row))
 
     def add(self, row: dict[str, Any]) -> None:
         """Buffer one row (no I/O).  Checks the shape here so a bug points at its caller."""
@@ -185,11 +105,14 @@ class ManifestWriter:
     def seal(self) -> None:
         """Convert the buffered rows to Arrow, kept until ``write_sealed`` puts them in a part.
 
-        Pure Python under the GIL, ~2 us a row: an async caller runs this on the event loop (a
-        5,000-row part holds it ~12 ms) and only ``write_sealed`` in a worker thread. A thread
+        Mostly Python under the GIL, ~3 us a row: an async caller runs this on the event loop (a
+        5,000-row part holds it ~15 ms) and only ``write_sealed`` in a worker thread. A thread
         holding the GIL makes the loop wait up to the 5 ms switch interval after each of its system
         calls; converting parts in the thread made a 10,000-item sync ~30% slower.
         """
+        if self._files:
+            self._sealed.append(table_from_files(self._files))
+            self._files = []
         if self._rows:
             self._sealed.append(pa.Table.from_pylist(self._rows, schema=MANIFEST_SCHEMA))
             self._rows = []

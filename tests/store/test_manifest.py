@@ -13,6 +13,7 @@ import pytest
 from mirror.errors import DestinationError
 from mirror.store import (
     MANIFEST_SCHEMA,
+    FileRow,
     Layout,
     ManifestIndex,
     ManifestWriter,
@@ -91,6 +92,33 @@ def test_row_text_that_is_not_valid_unicode_is_written_with_a_replacement_charac
 def test_row_from_item_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="timezone"):
         row("x", at=datetime(2024, 1, 1))
+
+
+def test_files_recorded_in_bulk_become_the_rows_row_from_item_gives_each(layout: Layout) -> None:
+    """A part converts its files column by column; an unusual value in a column (a number, an
+    object, bad Unicode) takes that column down the careful path without changing other rows."""
+    odd = [item("plain"), item("n", layer=3, scene={"s": 1}), item("u", generator="gen\udcff", extra_field=[1]),
+           item("m", metadata={"exif": "é"}, attributes=None), item("é-ünï", kind="réel")]
+    stamps = [T0 + timedelta(microseconds=k * 1500) for k in range(len(odd))]
+    files = [FileRow(it, f"images/bench/real_1/{k}.jpg", 100 + k, f"{k:064x}", 64, 48, bool(k % 2), at)
+             for k, (it, at) in enumerate(zip(odd, stamps, strict=True))]
+    writer = ManifestWriter(layout, run_id="bulk")
+    for f in files:
+        writer.add_file(f)
+    with pytest.raises(ValueError):
+        writer.add_file(FileRow(item("bad\ud800"), "p", 1, "s", 1, 1, True, T0))    # refused alone, at once
+    table = pq.read_table(writer.flush())
+    got = {r["id"]: r for r in table.to_pylist()}
+    for f in files:
+        expected = row_from_item(f.item, path=f.path, bytes=f.bytes, sha256=f.sha256, width=f.width,
+                                 height=f.height, charged=f.charged, downloaded_at=f.downloaded_at)
+        assert got[f.item["id"]] == expected
+    assert got["n"]["layer"] == "3" and got["n"]["scene"] == '{"s":1}' and got["plain"]["layer"] is None
+    assert got["u"]["generator"] == "gen\ufffd" and json.loads(got["u"]["extra"]) == {"extra_field": [1]}
+    assert got["m"]["attributes"] == "{}" and got["m"]["metadata"] == '{"exif":"é"}' and got["plain"]["extra"] is None
+    assert got["é-ünï"]["kind"] == "réel"
+    assert [got[f.item["id"]]["downloaded_at"] for f in files] == [at.replace(microsecond=at.microsecond // 1000 * 1000)
+                                                                   for at in stamps]
 
 
 def test_round_trip_through_dataset(layout: Layout) -> None:
