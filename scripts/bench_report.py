@@ -350,14 +350,27 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     lines += ["", "## 5. Scale", "",
               "One fresh sync per size into an empty folder (fresh account). CPU per image is the sync's own "
               "(after imports); the process column includes interpreter start-up and imports.", ""]
-    lines += _table(["items", "sync s", "img/s", "peak RSS MB", "CPU ms/img (sync)", "CPU ms/img (process)",
-                     "emulator CPU ms/img"],
-                    [[x["items"], x["sync_s"], x["ips"], x["rss_mb"], x["cpu_ms"], x["proc_cpu_ms"], x["emu_cpu_ms"]]
-                     for x in s["runs"]])
+    split = "user_ms" in s["runs"][0]          # older figures have no user/system split
+    lines += _table(["items", "sync s", "img/s", "peak RSS MB", "CPU ms/img (sync)"]
+                    + (["of which user, system"] if split else []) + ["CPU ms/img (process)", "emulator CPU ms/img"],
+                    [[x["items"], x["sync_s"], x["ips"], x["rss_mb"], x["cpu_ms"]]
+                     + ([f"{fmt(x['user_ms'])}, {fmt(x['sys_ms'])}"] if split else [])
+                     + [x["proc_cpu_ms"], x["emu_cpu_ms"]] for x in s["runs"]])
     lines += ["", f"From {s['runs'][0]['items']:,} to {s['runs'][-1]['items']:,} items: peak RSS × "
-              f"{fmt(s['rss_growth'])}, CPU per image × {fmt(s['cpu_growth'])} (flat = 1.00). Peak RSS at "
+              f"{fmt(s['rss_growth'])}, CPU per image × {fmt(s['cpu_growth'])} (flat = 1.00)"
+              + (f", its user part × {fmt(s['user_growth'])}" if "user_growth" in s else "") + ". Peak RSS at "
               f"{s['runs'][-1]['items']:,} items: {fmt(s['max_rss_mb'])} MB (target ≤ 150: "
               f"{_met(s['max_rss_mb'], 150, at_most=True)})."]
+    if s.get("tmpfs_runs"):
+        lines += ["", "The smallest and the largest size again with DEST on tmpfs (same emulator, another fresh "
+                  "account): the engine without the disk's kernel time.", ""]
+        lines += _table(["items", "img/s", "peak RSS MB", "CPU ms/img (sync)", "of which user, system",
+                         "emulator CPU ms/img"],
+                        [[x["items"], x["ips"], x["rss_mb"], x["cpu_ms"], f"{fmt(x['user_ms'])}, {fmt(x['sys_ms'])}",
+                          x["emu_cpu_ms"]] for x in s["tmpfs_runs"]])
+        if "tmpfs_cpu_growth" in s:
+            lines += ["", f"On tmpfs, CPU per image × {fmt(s['tmpfs_cpu_growth'])} from "
+                      f"{s['tmpfs_runs'][0]['items']:,} to {s['tmpfs_runs'][-1]['items']:,} items."]
     if s.get("note"):
         lines += ["", s["note"]]
     prof = figures.get("profile")

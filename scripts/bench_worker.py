@@ -28,9 +28,10 @@ from pathlib import Path
 FACES = "synthetic-face-v1"
 
 
-def _cpu_s() -> float:
+def _cpu_s() -> tuple[float, float]:
+    """User and system CPU seconds of this process so far."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 async def _bare(url: str, key: str, concurrency: int, page_size: int) -> dict:
@@ -141,10 +142,11 @@ def main() -> int:
     result = run()
     if profiler:
         profiler.disable()
-    wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+    wall, (user1, sys1) = time.perf_counter() - wall0, _cpu_s()
     if profiler:
         profiler.dump_stats(a.profile)
-    result.update(mode=a.mode, wall_s=wall, cpu_s=cpu)
+    user, system = user1 - cpu0[0], sys1 - cpu0[1]
+    result.update(mode=a.mode, wall_s=wall, cpu_s=user + system, user_s=user, sys_s=system)
     a.out.write_text(json.dumps(result))
     return 0
 

@@ -6,6 +6,7 @@ shared CI machine say nothing about the code.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -64,12 +65,17 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
     for column, cell in cells:
         if column in ("latency/request", "case", "target", "function", "inclusive share"):
             continue
-        lists = ("emulator CPU ms/img (", "mirror runs s")       # columns listing several figures
+        lists = ("emulator CPU ms/img (", "mirror runs s", "of which user")       # columns listing several figures
         parts = [p.strip() for p in cell.split(",")] if column.startswith(lists) else [cell]
         for part in parts:
             assert part in _WORDS or _NUMBER.match(part), (column, cell)
     assert "(target ≥ 0.8:" in text and "achieved ≥ 0.98 × limit" in text
     assert "CPU budget: the emulator runs on the same" in text
+    runs = figures["scale"]["runs"]
+    assert all(abs(r["user_ms"] + r["sys_ms"] - r["cpu_ms"]) < 1e-6 for r in runs)
+    if os.access("/dev/shm", os.W_OK):
+        assert [r["items"] for r in figures["scale"]["tmpfs_runs"]] == [runs[0]["items"], runs[-1]["items"]]
+        assert "again with DEST on tmpfs" in text and "On tmpfs, CPU per image ×" in text
     probes = figures["cpu_probe_ms"]
     assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "end"}
     assert all(isinstance(ms, float) and ms > 0 for ms in probes.values())
