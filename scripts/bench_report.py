@@ -109,6 +109,15 @@ def read_previous(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
         return None, history
 
 
+def previous_command(path: Path) -> str | None:
+    """The reproduce command an earlier file at ``path`` names (None when absent)."""
+    try:
+        found = re.search(r"^- reproduce: `([^`]+)`$", path.read_text(encoding="utf-8"), re.M)
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
 def bare_cpu_ms(figures: dict[str, Any]) -> float | None:
     """The bare loop's CPU ms per image, median over the ceiling rounds: the same work in every run,
     so the best figure there is of how fast the machine itself was."""
@@ -213,22 +222,45 @@ def probe_line(probes: dict[str, float] | None) -> list[str]:
     spread = max(probes.values()) / min(probes.values())
     return ["- CPU probe, ms for one fixed pure-Python workload before each section (lower is a faster machine; "
             f"{spread:.2f}x between the slowest and the fastest moment of this run): "
-            + " · ".join(f"{where} {fmt(ms)}" for where, ms in probes.items())]
+            + " · ".join(f"{where} {fmt(ms)}" for where, ms in sorted(probes.items(), key=_in_run_order))]
+
+
+def _in_run_order(probe: tuple[str, float]) -> tuple[bool, str]:
+    """Sections in the order they ran ("§1 ..." to "§4-5"), then "end": the recorded figures are key-sorted."""
+    return probe[0] == "end", probe[0]
 
 
 def cpu_budget_lines(runs: list[dict[str, Any]], cores: int) -> list[str]:
-    """What the CPU alone allows: client and emulator share the run's ``cores``, so a ratio cannot
-    exceed (bare + its emulator CPU) / (mirror + its emulator CPU) per image once both are busy."""
+    """What the CPU alone allows. The client and the emulator each do their work on one event loop
+    and share the run's ``cores``, so a run's rate is at most 1000 / (its busier process's CPU ms
+    per image) and 1000 x cores / (both together). Taken round by round: the machine's speed moves
+    between rounds, so a bound from medians would pair one round's bare loop with another's mirror."""
     try:
-        bare = statistics.median(r["bare_cpu_ms"] + r["bare_emu_cpu_ms"] for r in runs)
-        mirror = statistics.median(r["mirror_cpu_ms"] + r["mirror_emu_cpu_ms"] for r in runs)
-    except (KeyError, TypeError, statistics.StatisticsError):
+        bounds = [(_rate_bound(r["bare_cpu_ms"], r["bare_emu_cpu_ms"], cores),
+                   _rate_bound(r["mirror_cpu_ms"], r["mirror_emu_cpu_ms"], cores)) for r in runs]
+        ratio = statistics.median(mirror[0] / bare[0] for bare, mirror in bounds)
+    except (KeyError, TypeError, ZeroDivisionError, statistics.StatisticsError):
         return []
-    return ["", f"CPU budget: the emulator runs on the same {cores} cores. Per image, the bare loop and the "
-                f"emulator serving it used {fmt(bare, 3)} ms of CPU together, the mirror and its emulator "
-                f"{fmt(mirror, 3)} ms (medians over the rounds), so with every core busy the most either could "
-                f"reach is {fmt(1000 * cores / bare)} and {fmt(1000 * cores / mirror)} images/s: a ratio of "
-                f"**{fmt(bare / mirror)}** from CPU alone, whatever the latency hiding."]
+
+    def binds(which: int) -> str:
+        names = [pair[which][1] for pair in bounds]
+        return max(set(names), key=names.count)
+
+    def median_of(key: str) -> str:
+        return fmt(statistics.median(r[key] for r in runs), 3)
+
+    return ["", f"CPU budget: the client and the emulator each work on one event loop and share the machine's "
+                f"{cores} cores, so a run's rate is at most 1000 / the CPU ms per image of its busier process, and "
+                f"{1000 * cores:,} / their sum. Medians over the rounds: the bare loop {median_of('bare_cpu_ms')} ms "
+                f"and its emulator {median_of('bare_emu_cpu_ms')} ms per image ({binds(0)} binds), the mirror "
+                f"{median_of('mirror_cpu_ms')} ms and its emulator {median_of('mirror_emu_cpu_ms')} ms ({binds(1)} "
+                f"binds). The rounds' bounds allow a ratio of **{fmt(ratio)}** (median) from CPU alone."]
+
+
+def _rate_bound(client_ms: float, emulator_ms: float, cores: int) -> tuple[float, str]:
+    """Images/s that ``client_ms`` and ``emulator_ms`` of CPU per image allow, and what binds."""
+    return min((1000 / client_ms, "the client"), (1000 / emulator_ms, "the emulator"),
+               (1000 * cores / (client_ms + emulator_ms), "the cores"))
 
 
 def render(figures: dict[str, Any], history: list[str], command: str) -> str:
