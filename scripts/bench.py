@@ -294,14 +294,19 @@ def bench_sdk(data: Path, work: Path, items: int, latency_ms: float, concurrency
 
 
 # -- 2. the transport ceiling -----------------------------------------------------------------------
+def tmpfs_dest(case: str) -> Path | None:
+    """A fresh DEST path on /dev/shm for ``case`` (None where there is no writable tmpfs)."""
+    shm = Path("/dev/shm")
+    return shm / f"margen-bench-{case}-{uuid.uuid4().hex[:8]}" if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 def bench_ceiling(data: Path, work: Path, items: int, concurrency: int, pairs: int) -> dict:
     """Bare loop vs the mirror writing to WORKDIR, and (when /dev/shm exists) the mirror writing to tmpfs.
 
     The tmpfs row separates the engine's own cost from the file system's: on a VM disk, creating
     one small file can cost more kernel CPU than both HTTP requests together.
     """
-    shm = Path("/dev/shm")
-    tmpfs = shm / f"margen-bench-{uuid.uuid4().hex[:8]}" if shm.is_dir() and os.access(shm, os.W_OK) else None
+    tmpfs = tmpfs_dest("ceiling")
     log(f"transport ceiling: {items:,} items, concurrency {concurrency}, {pairs} round(s)"
         + (", plus DEST on tmpfs" if tmpfs else ""))
     kinds = ["bare", "mirror"] + (["tmpfs"] if tmpfs else [])
@@ -423,7 +428,6 @@ def bench_scale(data: Path, work: Path, sizes: list[int], noop_at: int, concurre
     The tmpfs pair separates the engine's growth from the file system's: on this box's ext4, the
     kernel CPU of creating a file grows as DEST fills, and it is counted in the client's CPU.
     """
-    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else None
     runs, tmpfs_runs, noop = [], [], None
     for n in sizes:
         log(f"scale: {n:,} items")
@@ -435,8 +439,7 @@ def bench_scale(data: Path, work: Path, sizes: list[int], noop_at: int, concurre
             runs.append(_scale_run(n, r))
             log(f"  {n:,} items in {r['wall_s']:.1f} s, peak RSS {r['rss_mb']:.0f} MB, "
                 f"{runs[-1]['cpu_ms']:.2f} ms CPU/image ({runs[-1]['sys_ms']:.2f} of it in the kernel)")
-            if shm is not None and n in (sizes[0], sizes[-1]):
-                on_tmpfs = shm / f"margen-bench-scale-{uuid.uuid4().hex[:8]}"
+            if n in (sizes[0], sizes[-1]) and (on_tmpfs := tmpfs_dest("scale")) is not None:
                 try:
                     r = mirror_run(emu, emu.key()[0], work, on_tmpfs, concurrency)
                 finally:

@@ -8,6 +8,7 @@ a full run's.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import platform
@@ -242,9 +243,8 @@ def cpu_budget_lines(runs: list[dict[str, Any]], cores: int) -> list[str]:
     except (KeyError, TypeError, ZeroDivisionError, statistics.StatisticsError):
         return []
 
-    def binds(which: int) -> str:
-        names = [pair[which][1] for pair in bounds]
-        return max(set(names), key=names.count)
+    def binds(which: int) -> str:      # the most common; a tie goes to the earliest round's
+        return collections.Counter(pair[which][1] for pair in bounds).most_common(1)[0][0]
 
     def median_of(key: str) -> str:
         return fmt(statistics.median(r[key] for r in runs), 3)

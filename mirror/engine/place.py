@@ -118,35 +118,23 @@ class Placer:
         return await future
 
     def _place_soon(self) -> None:
-        """On the loop: every file queued since the last turn (see the module docstring)."""
-        batch, self._soon = self._soon, []
-        for relpath, body, future in batch:
-            if future.done():                # its fetch was cancelled before its turn: nothing written
-                continue
-            try:
-                stored, file_s = self._place_one(relpath, body)
-            except Exception as exc:         # that item's alone
-                future.set_exception(exc)
-                continue
-            slow = file_s >= self._slow_file_s + _SLOW_PER_MIB_S * body.size / 2**20
-            self._slow_share += (slow - self._slow_share) / _RECENT
-            if self._slow_share > _MOST:
-                self.on_loop = False
-            future.set_result(stored)
+        """On the loop: every file queued since the last turn (see the module docstring). A file
+        whose fetch was cancelled before its turn is not written."""
+        batch, self._soon = [job for job in self._soon if not job[2].done()], []
+        results = self._place_batch([(relpath, body) for relpath, body, _ in batch])
+        for (_, body, _), result in zip(batch, results, strict=True):
+            if not isinstance(result, BaseException):
+                slow = result[1] >= self._slow_file_s + _SLOW_PER_MIB_S * body.size / 2**20
+                self._slow_share += (slow - self._slow_share) / _RECENT
+                self.on_loop = self.on_loop and self._slow_share <= _MOST
+        _settle(batch, results)
 
     async def _drain(self) -> None:
         batch: list[tuple[str, Body, asyncio.Future[StoredFile]]] = []
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                results = await asyncio.to_thread(self._place_batch, [(relpath, body) for relpath, body, _ in batch])
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if future.done():            # its fetch was cancelled; the file is in place regardless
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                _settle(batch, await asyncio.to_thread(self._place_batch, [(rel, body) for rel, body, _ in batch]))
                 batch = []
         finally:
             self._drain_task = None
@@ -154,11 +142,11 @@ class Placer:
                 future.cancel()
             self._queue = []
 
-    def _place_batch(self, jobs: list[tuple[str, Body]]) -> list[StoredFile | BaseException]:
-        results: list[StoredFile | BaseException] = []
+    def _place_batch(self, jobs: list[tuple[str, Body]]) -> list[tuple[StoredFile, float] | BaseException]:
+        results: list[tuple[StoredFile, float] | BaseException] = []
         for relpath, body in jobs:
             try:
-                results.append(self._place_one(relpath, body)[0])
+                results.append(self._place_one(relpath, body))
             except Exception as exc:        # handed to that item's awaiting fetch
                 results.append(exc)
         return results
@@ -208,6 +196,18 @@ class Placer:
             resolve_inside(self.layout.dest, parent).mkdir(parents=True, exist_ok=True)
             folder = self._ready[parent] = f"{self.layout.dest}/{parent}/"
         return folder
+
+
+def _settle(batch: list[tuple[str, Body, asyncio.Future[StoredFile]]],
+            results: list[tuple[StoredFile, float] | BaseException]) -> None:
+    """Hand each placed file (or its own error) to the fetch awaiting it."""
+    for (_, _, future), result in zip(batch, results, strict=True):
+        if future.done():            # its fetch was cancelled meanwhile; the file is in place regardless
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result[0])
 
 
 def check_jpeg(head: bytes | memoryview, end: bytes, whole: Callable[[], BinaryIO]) -> tuple[int, int]:

@@ -34,13 +34,12 @@ import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
 from mirror.store.layout import Layout, destination_error
-from mirror.store.rows import MANIFEST_SCHEMA, FileRow, checked, row_from_item, table_from_files
+from mirror.store.rows import MANIFEST_SCHEMA, FileRow, checked, table_from_files
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-__all__ = ["MANIFEST_SCHEMA", "FileRow", "row_from_item", "ManifestWriter", "recover", "open_manifest",
-           "write_table_atomic"]
+__all__ = ["ManifestWriter", "recover", "open_manifest", "write_table_atomic"]
 
 _COLUMNS = frozenset(MANIFEST_SCHEMA.names)
 SORT_KEYS = [("source_real_id", "ascending"), ("base_id", "ascending"), ("id", "ascending")]  # nulls last

@@ -110,9 +110,9 @@ def table_from_files(rows: Sequence[FileRow]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=MANIFEST_SCHEMA)
 
 
-def _extra(item: Mapping[str, Any]) -> str | None:
-    extra = {key: value for key, value in item.items() if key not in _KNOWN_ITEM_KEYS}
-    return _ENCODER.encode(extra) if extra else None
+def _extra(item: Mapping[str, Any]) -> str:
+    """JSON of the fields of ``item`` the schema does not know (called only when there are some)."""
+    return _ENCODER.encode({key: value for key, value in item.items() if key not in _KNOWN_ITEM_KEYS})
 
 
 def _text_array(values: list[Any]) -> pa.Array:
