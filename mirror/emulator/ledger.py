@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS charges (
 CREATE TABLE IF NOT EXISTS idempotency (
     account TEXT NOT NULL, idem_key TEXT NOT NULL, item_id TEXT NOT NULL, body BLOB NOT NULL,
     at REAL NOT NULL, PRIMARY KEY (account, idem_key));
+CREATE TABLE IF NOT EXISTS release_pulls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, tier TEXT NOT NULL, benchmark TEXT NOT NULL,
+    release TEXT NOT NULL, filters TEXT NOT NULL, items INTEGER NOT NULL, credits INTEGER NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS appends (
     id INTEGER PRIMARY KEY AUTOINCREMENT, benchmark TEXT NOT NULL, count INTEGER NOT NULL, at REAL NOT NULL);
 """
@@ -229,11 +232,13 @@ class Ledger:
             db.execute("INSERT OR REPLACE INTO idempotency VALUES (?,?,?,?,?)", (account, idem_key, item_id, body, now))
         return DownloadOutcome("ok", body, charge)
 
-    def buy_release(self, *, account: str, tier: str, benchmark: str,
+    def buy_release(self, *, account: str, tier: str, benchmark: str, release: str, filters: dict[str, list[str]],
                     items: list[tuple[int, str]]) -> tuple[bool, int, int]:
-        """Charge for every not-yet-owned item of a release pull, all or nothing.
+        """Charge for every not-yet-owned item of a release pull, all or nothing, and record the pull.
 
-        Returns (ok, credits_charged_or_required, balance_after)."""
+        Every pull that succeeds and delivers items is a row of ``release_pulls`` (a re-pull too, with
+        0 credits), so a test can read what was bought, when, and at what price. Returns (ok,
+        credits_charged_or_required, balance_after)."""
         now = time.time()
         with self._tx() as db:
             owned = {r[0] for r in db.execute("SELECT item_id FROM owned WHERE account=? AND tier=? AND benchmark=?",
@@ -248,6 +253,11 @@ class Ledger:
                            [(account, tier, benchmark, iid, "release", now) for _, iid in new])
             db.executemany("INSERT INTO owned VALUES (?,?,?,?,?,?)",
                            [(account, tier, benchmark, idx, iid, now) for idx, iid in new])
+            if items:       # a pull whose filters kept nothing bought nothing: not a purchase
+                db.execute("INSERT INTO release_pulls (account, tier, benchmark, release, filters, items, credits, at) "
+                           "VALUES (?,?,?,?,?,?,?,?)",
+                           (account, tier, benchmark, release, json.dumps(filters, sort_keys=True), len(items),
+                            len(new), now))
             return True, len(new), balance - len(new)
 
     # -- corpus growth ----------------------------------------------------------------------
@@ -271,6 +281,10 @@ class Ledger:
         by_tier: dict[str, list[str]] = {"live": [], "test": []}
         for iid, tier in owned_rows:
             by_tier[tier].append(iid)
+        pulls = [{"benchmark": r[0], "release": r[1], "filters": json.loads(r[2]), "items": r[3], "credits": r[4],
+                  "tier": r[5], "at": r[6]}
+                 for r in self._db.execute("SELECT benchmark, release, filters, items, credits, tier, at "
+                                           "FROM release_pulls WHERE account=? ORDER BY id", (account,))]
         return {"account": account, "balance": self.balance(account),
                 "owned": [r[0] for r in owned_rows], "owned_by_tier": by_tier,
-                "charges": charges, "charge_count": len(charges)}
+                "charges": charges, "charge_count": len(charges), "release_pulls": pulls}

@@ -10,8 +10,13 @@ are not an error here: they match nothing, and ``available_filter_values`` says 
 Releases are snapshots: ``<benchmark>.0`` is the corpus as started, and every admin append
 adds ``<benchmark>.<n>`` covering everything so far; the default is the newest.  A live pull
 debits one credit per image not yet owned (all or nothing, 402 with ``required`` otherwise)
-and records ownership, so a re-pull is free.  Test keys get ``coverage: "partial"`` and no
+and records ownership, so a re-pull is free; the ledger keeps every pull (``release_pulls``).
+Test keys get ``coverage: "partial"`` (``"empty"`` when the sets kept hold no sample item) and no
 shards: the free sample is whole lineages, which never line up with whole shard sets.
+
+Faults: ``api_500`` and the ``release_500_*`` pair fail a pull before its purchase or after it
+(bought, the answer lost); part fetches take ``part_500``/``part_drop``/``part_truncate`` and the
+storage faults; part URLs expire after ``url_ttl`` like image URLs.
 """
 
 from __future__ import annotations
@@ -101,18 +106,25 @@ async def release_handler(request: web.Request, ctx: Ctx) -> web.Response:
         body["available_filter_values"] = {
             name: sorted({lab["source" if name == "generator" else name] for lab in labels.values()
                           if name != "generator" or lab["kind"] == "fake"}) for name in FILTER_PARAMS}
+    before, after = state.faults.around_debit("release_500_before_purchase", "release_500_after_purchase")
+    if before:
+        raise ApiError("server_error", "Unexpected server error.")
     if key.tier == "test":
-        sample = bool(corpus.cols["sample"][:size].any())
+        sample = any(bool(corpus.cols["sample"][rows].any()) for rows in kept.values())
         body.update(coverage="partial" if sample else "empty", shards=[], credits_required=0, charged=0,
                     balance=None, item_count=0)
+        if after:
+            raise ApiError("server_error", "Unexpected server error.")
         return json_response(body)
     items = [(int(i), corpus.item_id(int(i))) for rows in kept.values() for i in rows]
-    ok, credits, balance = state.ledger.buy_release(account=key.account, tier=key.tier,
-                                                    benchmark=corpus.bench.id, items=items)
+    ok, credits, balance = state.ledger.buy_release(account=key.account, tier=key.tier, benchmark=corpus.bench.id,
+                                                    release=release, filters=filters, items=items)
     if not ok:
         raise ApiError("insufficient_credits", f"This pull needs {credits} credits; the balance is {balance}.",
                        required=credits)
     state.counters.charges += credits
+    if after:
+        raise ApiError("server_error", "Unexpected server error.")
     ttl = state.faults.settings.url_ttl
     origin = str(request.url.origin())
     shards = []

@@ -72,7 +72,7 @@ def api_route(route: str, handler: Handler) -> Callable[[web.Request], Awaitable
                 raise ApiError("rate_limited", f"Rate limit exceeded ({rec.rate_limit} requests per minute).")
             if faults.roll("api_slow"):
                 await asyncio.sleep(faults.settings.slow_seconds)
-            if route != "download" and faults.roll("api_500"):
+            if route not in ("download", "release") and faults.roll("api_500"):   # those split it around the debit
                 raise ApiError("server_error", "Unexpected server error.")
             return await handler(request, Ctx(state, rec))
         except ApiError as err:
@@ -142,12 +142,7 @@ async def download(request: web.Request, ctx: Ctx) -> web.Response:
     metadata = parse_include(request.query)
     idem_key = request.headers.get("Idempotency-Key") or None
     faults = state.faults
-    before = faults.roll("download_500_before_debit")
-    after = not before and faults.roll("download_500_after_debit")
-    if not (before or after) and faults.settings.api_500 > 0 and faults.roll("api_500"):
-        after = faults.coin()
-        faults.count("download_500_after_debit" if after else "download_500_before_debit")
-        before = not after
+    before, after = faults.around_debit("download_500_before_debit", "download_500_after_debit")
     if before:
         raise ApiError("server_error", "Unexpected server error.")
     ttl = faults.settings.url_ttl

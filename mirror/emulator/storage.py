@@ -46,7 +46,8 @@ async def storage(request: web.Request) -> web.StreamResponse:
         counters.storage_forbidden += 1
         return _plain(403, f"Request has {problem} signature." if problem == "expired" else "Signature mismatch.")
     tail = request.match_info["tail"]
-    if tail.startswith("releases/"):
+    part = tail.startswith("releases/")
+    if part:
         data, content_type = await _release_part(request, tail), "application/vnd.apache.parquet"
     else:
         bench_id, _, name = tail.partition("/")
@@ -57,18 +58,22 @@ async def storage(request: web.Request) -> web.StreamResponse:
         data, content_type = await image_bytes(state, corpus, index), "image/jpeg"
     if data is None:
         return _plain(404, "No such object.")
-    return await _send(request, state, data, content_type)
+    return await _send(request, state, data, content_type, part=part)
 
 
 async def _release_part(request: web.Request, tail: str) -> bytes | None:
     return await request.app[RELEASE_KEY].part_bytes(tail.removeprefix("releases/"))
 
 
-async def _send(request: web.Request, state: EmulatorState, data: bytes, content_type: str) -> web.StreamResponse:
+async def _send(request: web.Request, state: EmulatorState, data: bytes, content_type: str, *,
+                part: bool = False) -> web.StreamResponse:
+    """Send one object, applying the storage faults (and, for a release ``part``, the part faults)."""
     faults = state.faults
-    if faults.roll("storage_drop"):
+    if part and faults.roll("part_500"):
+        return _plain(500, "Internal error.")
+    if (part and faults.roll("part_drop")) or faults.roll("storage_drop"):
         return await _broken(request, data, content_type, len(data), len(data) // 2)
-    if faults.roll("storage_truncate"):
+    if (part and faults.roll("part_truncate")) or faults.roll("storage_truncate"):
         return await _broken(request, data, content_type, len(data) + max(1024, len(data) // 4), len(data))
     slow = faults.roll("storage_slow")
     state.counters.storage_ok += 1  # counted before sending: the client may see the body before we return
