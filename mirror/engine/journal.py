@@ -12,6 +12,10 @@ call of its own. A kill can lose the last few; those reservations then read as n
 and the next run sends each one's key again: the server repeats its answer (``charged``
 included) and debits nothing.
 
+A bulk purchase (a release pull, ``engine/release.py``) is one more record type in the same file:
+``buy`` before its request is sent, ``bought`` with what the answer said, ``parts`` as its parts'
+rows reach the manifest, ``paid-off`` once all of them did; until then it is in ``purchases``.
+
 Format: JSON lines appended to ``.state/journal.jsonl`` with one ``os.write`` per batch of records on an
 ``O_APPEND`` descriptor, so a record is either whole or absent after a kill (a torn last line is
 ignored). Only ids, outcomes and each reservation's random Idempotency-Key token are written:
@@ -25,13 +29,14 @@ import errno
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mirror.store.layout import destination_error
 from mirror.store.records import replay_records
 
-__all__ = ["Journal", "Pending", "read_pending"]
+__all__ = ["Journal", "Pending", "Purchase", "read_pending", "read_purchases"]
 
 
 @dataclass
@@ -44,17 +49,29 @@ class Pending:
     token: str | None = None      # the last reservation's Idempotency-Key token (None: an older version's)
 
 
+@dataclass
+class Purchase:
+    """A bulk purchase: journaled before it is sent, pending until every one of its parts is placed."""
+
+    key: str                                   # names what was bought (benchmark, release, filters)
+    spec: dict[str, Any]                       # the request, and what was known before it was sent
+    answer: dict[str, Any] | None = None       # what the answer said, once it arrived
+    parts_done: set[str] = field(default_factory=set)
+
+
 class Journal:
-    """Append-only record of reservations; ``pending`` is what earlier runs left unfinished."""
+    """Append-only record of reservations; ``pending`` is what earlier runs left unfinished
+    (``purchases``: the bulk purchases among it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pending: dict[str, Pending] = read_pending(path)
+        self.purchases: dict[str, Purchase] = read_purchases(path)
         try:
-            if self.pending:
+            if self.pending or self.purchases:
                 self._rewrite()
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            if not self.pending:
+            if not self.pending and not self.purchases:
                 self._empty()
         except OSError as exc:
             raise destination_error(exc, path) from None
@@ -64,11 +81,11 @@ class Journal:
         """Stop appending and leave only what is still pending: a finished 200k-item run had left
         600k lines for the next run to replay (~150 MB to read back at its start)."""
         if self._fd >= 0:
-            if not self.pending:
+            if not self.pending and not self.purchases:
                 self._empty()
             os.close(self._fd)
             self._fd = -1
-            if self.pending:
+            if self.pending or self.purchases:
                 with contextlib.suppress(OSError):      # DEST full: left long, but whole; compacted next run
                     self._rewrite()
 
@@ -101,6 +118,27 @@ class Journal:
             self.pending.pop(item_id, None)
         stamp = f"{time.time():.3f}"
         self._write("".join(f'{{"op":"done","id":{json.dumps(i)},"t":{stamp}}}\n' for i in item_ids))
+
+    # -- bulk purchases ---------------------------------------------------------------------------
+    def purchasing(self, purchase: Purchase) -> None:
+        """Called before the purchase is sent: from here on a crash leaves it pending."""
+        self.purchases[purchase.key] = purchase
+        self._write(_line({"op": "buy", "key": purchase.key, "spec": purchase.spec, "t": round(time.time(), 3)}))
+
+    def purchased(self, key: str, answer: dict[str, Any]) -> None:
+        self.purchases[key].answer = answer
+        self._write(_line({"op": "bought", "key": key, "answer": answer}))
+
+    def parts_placed(self, key: str, parts: list[str]) -> None:
+        """These parts' rows are in a flushed manifest part: a later run does not fetch them again."""
+        if parts:
+            self.purchases[key].parts_done.update(parts)
+            self._write(_line({"op": "parts", "key": key, "parts": parts}))
+
+    def purchase_done(self, key: str) -> None:
+        """Every part is placed (or the purchase never happened): forget it."""
+        if self.purchases.pop(key, None) is not None:
+            self._write(_line({"op": "paid-off", "key": key}))
 
     def was_charged(self, item_id: str) -> bool:
         entry = self.pending.get(item_id)
@@ -137,6 +175,12 @@ class Journal:
                                          "k": entry.token}) + "\n")
                     if entry.charged is not None:
                         fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
+                for purchase in self.purchases.values():
+                    fh.write(_line({"op": "buy", "key": purchase.key, "spec": purchase.spec}))
+                    if purchase.answer is not None:
+                        fh.write(_line({"op": "bought", "key": purchase.key, "answer": purchase.answer}))
+                    if purchase.parts_done:
+                        fh.write(_line({"op": "parts", "key": purchase.key, "parts": sorted(purchase.parts_done)}))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
@@ -160,3 +204,27 @@ def read_pending(path: Path) -> dict[str, Pending]:
         elif op == "done":
             pending.pop(item_id, None)
     return pending
+
+
+def read_purchases(path: Path) -> dict[str, Purchase]:
+    """The bulk purchases a journal holds that are not paid off (see ``Purchase``)."""
+    purchases: dict[str, Purchase] = {}
+    for rec in replay_records(path, "op", "key"):
+        op, key = rec["op"], rec["key"]
+        if not isinstance(key, str):
+            continue
+        if op == "buy" and isinstance(rec.get("spec"), dict):
+            purchases.setdefault(key, Purchase(key, rec["spec"]))
+        elif key not in purchases:
+            continue
+        elif op == "bought" and isinstance(rec.get("answer"), dict):
+            purchases[key].answer = rec["answer"]
+        elif op == "parts" and isinstance(rec.get("parts"), list):
+            purchases[key].parts_done.update(p for p in rec["parts"] if isinstance(p, str))
+        elif op == "paid-off":
+            del purchases[key]
+    return purchases
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":")) + "\n"      # ASCII: server text may hold lone surrogates

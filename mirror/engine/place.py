@@ -117,6 +117,12 @@ class Placer:
                 self._drain_task = asyncio.create_task(self._drain())
         return await future
 
+    def place_now(self, jobs: list[tuple[str, Body]]) -> list[StoredFile | Exception]:
+        """Place ``jobs`` in the calling thread (a caller already off the event loop: a release part's
+        explode), each checked exactly as ``place`` checks it; a failure is that file's alone."""
+        return [result if isinstance(result, BaseException) else result[0]     # type: ignore[misc]
+                for result in self._place_batch(jobs)]
+
     def _place_soon(self) -> None:
         """On the loop: every file queued since the last turn (see the module docstring). A file
         whose fetch was cancelled before its turn is not written."""
