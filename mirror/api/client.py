@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from mirror.api.deadlines import Deadlines
-from mirror.api.models import Benchmark, Catalog, Download, Page, Usage
+from mirror.api.models import Benchmark, Catalog, Download, Page, Release, Usage
 from mirror.config import ApiKey, Retries, Timeouts
 from mirror.errors import RateLimited, RedirectRefused, ServerError, TransportError, api_error_from_body
 from mirror.ratelimit import RateLimiter
@@ -33,7 +33,7 @@ _USER_AGENT = "margen-mirror/0.1"
 
 
 class MargenClient:
-    """Async client for ``/benchmarks``, ``/catalog``, ``/items``, ``/download`` and ``/usage``."""
+    """Async client for ``/benchmarks``, ``/catalog``, ``/items``, ``/download``, ``/usage`` and ``/release``."""
 
     def __init__(self, api_key: ApiKey, base_url: str, *, limiter: RateLimiter,
                  timeouts: Timeouts = Timeouts(), retries: Retries = Retries(),
@@ -181,6 +181,22 @@ class MargenClient:
     def _backoff(self, failures: int) -> float:
         cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
         return cap * (0.5 + self._rng.random() / 2)
+
+    # -- bulk releases ------------------------------------------------------------------------
+    async def release(self, benchmark: str | None, *, release: str | None = None,
+                      filters: dict[str, list[str]] | None = None) -> Release:
+        """``/release``: this BUYS every image of the shard sets the filters keep that the account
+        does not own (all or nothing; InsufficientCredits otherwise). A re-pull is free, and a pull
+        whose filters keep nothing costs nothing. Retried like every call: after a lost answer, the
+        retry is a re-pull."""
+        params = {name: ",".join(values) for name, values in (filters or {}).items()}
+        if benchmark:
+            params["benchmark"] = benchmark
+        if release:
+            params["release"] = release
+        body = await self._get("/release", params=params)
+        received = time.monotonic()
+        return self._parse(lambda b: Release.from_json(b, received_at=received), body, "release")
 
 
 def _describe(exc: BaseException) -> str:

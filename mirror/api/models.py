@@ -13,7 +13,7 @@ from typing import Any
 
 from mirror.errors import UsageError
 
-__all__ = ["Item", "Benchmark", "Dimension", "Catalog", "Usage", "Download", "Page"]
+__all__ = ["Item", "Benchmark", "Dimension", "Catalog", "Usage", "Download", "Page", "Release", "ReleasePart"]
 
 Item = dict[str, Any]
 """An ``attack_data_item`` object as the server sent it."""
@@ -183,3 +183,86 @@ def _usable_id(value: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# -- bulk releases ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReleasePart:
+    """One Parquet part of a release's shard set; ``key`` names it across renewals of its URL."""
+
+    set: str
+    part: int
+    url: str
+    rows: int | None = None       # as announced; checked against the part's footer
+    bytes: int | None = None      # as announced, when the server says
+
+    @property
+    def key(self) -> str:
+        return f"{self.set}/{self.part}"
+
+
+@dataclass(frozen=True)
+class Release:
+    """``/release``: the shard sets a pull delivers (and bought), or, with no shards, what exists.
+
+    ``expires_at`` (monotonic clock) is when the part URLs expire. Set names and URLs are server
+    text: they name parts in the journal and are fetched, never used as file names."""
+
+    benchmark: str
+    name: str | None
+    available: tuple[str, ...]
+    coverage: str
+    credits_required: int
+    item_count: int | None
+    balance: int | None
+    sets: tuple[str, ...]
+    parts: tuple[ReleasePart, ...]
+    available_filter_values: dict[str, list[str]] | None
+    expires_at: float
+    ttl: float
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], *, received_at: float | None = None) -> Release:
+        credits = obj.get("credits_required", 0)
+        if not isinstance(credits, int) or isinstance(credits, bool) or credits < 0:
+            raise ValueError("release response has no credits_required count")
+        shards = obj.get("shards") or []
+        if not isinstance(shards, list):
+            raise ValueError("release response's shards is not a list")
+        sets: list[str] = []
+        parts: list[ReleasePart] = []
+        seen: set[str] = set()
+        for shard in shards:
+            if not isinstance(shard, dict) or not isinstance(shard.get("set"), str) or \
+                    not isinstance(shard.get("parts"), list):
+                raise ValueError("release shard without a set name and a parts list")
+            sets.append(shard["set"])
+            for part in shard["parts"]:
+                url = part.get("url") if isinstance(part, dict) else None
+                number = part.get("part") if isinstance(part, dict) else None
+                if not isinstance(url, str) or not url.startswith(("http://", "https://")) or \
+                        not isinstance(number, int) or isinstance(number, bool):
+                    raise ValueError("release part without a part number and an http(s) url")
+                found = ReleasePart(shard["set"], number, url, _count(part.get("rows")), _count(part.get("bytes")))
+                if found.key in seen:
+                    raise ValueError(f"release lists part {found.key!r} twice")
+                seen.add(found.key)
+                parts.append(found)
+        available = obj.get("available_releases")
+        values = obj.get("available_filter_values")
+        expires_in = obj.get("expires_in")
+        ttl = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else 300.0
+        start = time.monotonic() if received_at is None else received_at
+        return cls(benchmark=str(obj.get("benchmark", "")), name=_str_or_none(obj.get("release")),
+                   available=tuple(a for a in available or () if isinstance(a, str)) if isinstance(available, list)
+                   else (), coverage=str(obj.get("coverage", "")), credits_required=credits,
+                   item_count=_count(obj.get("item_count")), balance=_count(obj.get("balance")),
+                   sets=tuple(sets), parts=tuple(parts),
+                   available_filter_values={str(k): [str(v) for v in vs] for k, vs in values.items()
+                                            if isinstance(vs, list)} if isinstance(values, dict) else None,
+                   expires_at=start + ttl, ttl=ttl)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
