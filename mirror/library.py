@@ -38,16 +38,19 @@ async def sync(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None 
                filters: Filters | None = None, include_metadata: bool = False, lineage: bool = False,
                distinct_identities: bool = False, max_credits: int | None = None, limits: Limits | None = None,
                api_key: str | ApiKey | None = None, api_key_file: str | os.PathLike[str] | None = None,
-               base_url: str | None = None, timeouts: Timeouts | None = None) -> SyncReport:
+               base_url: str | None = None, timeouts: Timeouts | None = None, source: str = "per-image",
+               release: str | None = None) -> SyncReport:
     """Mirror a selection into ``dest`` (or run a ``SyncJob``); returns what happened.
 
     Resumable and idempotent: run it again after any failure and it continues; run it again on a
     complete mirror and it costs two API calls. Raises ``MirrorError`` subclasses for input, auth,
     lock and transport problems; budget stops and partial runs are reported in ``report.status``.
+    ``source="release"`` buys and pulls whole shard sets as a bulk release (``release`` pins one),
+    ``"auto"`` does so when that covers the selection for no more credits; same DEST either way.
     """
     job = _job(dest, benchmark, filters, include_metadata, lineage, distinct_identities, max_credits, limits)
     return await run_sync(job, api_key=_key(api_key, api_key_file), base_url=resolve_base_url(base_url),
-                          timeouts=timeouts or Timeouts())
+                          timeouts=timeouts or Timeouts(), source=source, release=release)
 
 
 def sync_blocking(dest: str | os.PathLike[str] | SyncJob, **kwargs: object) -> SyncReport:
@@ -58,7 +61,9 @@ def sync_blocking(dest: str | os.PathLike[str] | SyncJob, **kwargs: object) -> S
 async def plan(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None = None,
                filters: Filters | None = None, lineage: bool = False, distinct_identities: bool = False,
                max_credits: int | None = None, api_key: str | ApiKey | None = None,
-               api_key_file: str | os.PathLike[str] | None = None, base_url: str | None = None) -> PlanReport:
-    """What ``sync`` would spend, asked of the API in three calls; spends nothing."""
+               api_key_file: str | os.PathLike[str] | None = None, base_url: str | None = None,
+               source: str = "per-image", release: str | None = None) -> PlanReport:
+    """What ``sync`` would spend, per image and as a release, and which way ``source`` takes; spends nothing."""
     job = _job(dest, benchmark, filters, False, lineage, distinct_identities, max_credits, None)
-    return await run_plan(job, api_key=_key(api_key, api_key_file), base_url=resolve_base_url(base_url))
+    return await run_plan(job, api_key=_key(api_key, api_key_file), base_url=resolve_base_url(base_url),
+                          source=source, release=release)

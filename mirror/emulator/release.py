@@ -11,8 +11,9 @@ Releases are snapshots: ``<benchmark>.0`` is the corpus as started, and every ad
 adds ``<benchmark>.<n>`` covering everything so far; the default is the newest.  A live pull
 debits one credit per image not yet owned (all or nothing, 402 with ``required`` otherwise)
 and records ownership, so a re-pull is free; the ledger keeps every pull (``release_pulls``).
-Test keys get ``coverage: "partial"`` (``"empty"`` when the sets kept hold no sample item) and no
-shards: the free sample is whole lineages, which never line up with whole shard sets.
+Test keys get ``coverage: "partial"`` (``"empty"`` for a release without a sample item) and no
+shards: the free sample is whole lineages, which never line up with whole shard sets. Coverage
+is what the key is entitled to, the same whatever the filters keep.
 
 Faults: ``api_500`` and the ``release_500_*`` pair fail a pull before its purchase or after it
 (bought, the answer lost); part fetches take ``part_500``/``part_drop``/``part_truncate`` and the
@@ -110,7 +111,7 @@ async def release_handler(request: web.Request, ctx: Ctx) -> web.Response:
     if before:
         raise ApiError("server_error", "Unexpected server error.")
     if key.tier == "test":
-        sample = any(bool(corpus.cols["sample"][rows].any()) for rows in kept.values())
+        sample = bool(corpus.cols["sample"][:size].any())       # coverage is the key's, whatever the filters
         body.update(coverage="partial" if sample else "empty", shards=[], credits_required=0, charged=0,
                     balance=None, item_count=0)
         if after:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirror.errors import EXIT_BUDGET, EXIT_OK, EXIT_PARTIAL
+
+if TYPE_CHECKING:
+    from mirror.engine.release_plan import ReleasePlan
 
 __all__ = ["SyncReport", "RepairReport", "PlanReport", "Failure", "run_report_dict"]
 
@@ -39,6 +42,9 @@ class SyncReport:
     slow_disk: bool = False              # files were slow to create: the later ones went to a worker thread
     message: str = ""
     failures: list[Failure] = field(default_factory=list)
+    # bulk releases: how the images came (per-image | release) and the release pulled, if any
+    source: str = "per-image"
+    release: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -95,6 +101,7 @@ class PlanReport:
     balance: int | None
     max_credits: int | None
     api_calls: int
+    ways: ReleasePlan | None = None      # per image or as a release: both, and which a sync takes
 
     @property
     def fits(self) -> bool:
@@ -118,7 +125,7 @@ class PlanReport:
             f"balance          {show(self.balance)} ({self.tier} tier)",
             f"--max-credits    {budget}",
             f"fits             {'yes' if self.fits else 'NO: raise --max-credits or top up'}",
-        ]
+        ] + (self.ways.lines() if self.ways is not None else [])
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "fits": self.fits}

@@ -25,12 +25,14 @@ from mirror.engine.fetch import Fetcher
 from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
 from mirror.engine.pages import Probe, page_params, probe, unowned
+from mirror.engine.release import ReleaseRun, evaluate
+from mirror.engine.release_plan import SOURCES
 from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
 from mirror.engine.state import SelectionRecord, SelectionStates
 from mirror.engine.verify import RepairTarget
-from mirror.errors import MirrorError
+from mirror.errors import MirrorError, UsageError
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
 from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
@@ -51,19 +53,32 @@ async def resolve_selection(client: MargenClient, selection: Selection) -> tuple
     return resolved, catalog
 
 
-async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Timeouts = Timeouts()) -> PlanReport:
-    """What ``sync`` would spend, from three API calls; touches nothing on disk."""
+async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Timeouts = Timeouts(),
+                   source: str = "per-image", release: str | None = None) -> PlanReport:
+    """What ``sync`` would spend, per image and as a release (three API calls, and two or three for
+    the release, none of which buys); touches nothing on disk."""
+    _check_source(source, release)
     layout = Layout(job.dest)
     async with _client(job, api_key, base_url, timeouts, Retries()) as client:
         selection, _ = await resolve_selection(client, job.selection)
         found = await probe(client, selection)
         usage = await client.usage()
         here = await asyncio.to_thread(count_local, layout, selection) if found is not None else None
+        to_charge = (0 if usage.tier == "test" else found.remaining) if found else None
+        ways, _ = await evaluate(client, layout, selection, source=source, release=release, counted=found,
+                                 here=here, tier=usage.tier, balance=usage.balance, limits=job.limits,
+                                 max_credits=job.max_credits)
         return PlanReport(selection=selection.describe(), dest=str(job.dest), tier=usage.tier,
                           matching=found.total_matching if found else None, mirrored_here=here,
-                          owned=found.owned if found else None,
-                          to_charge=(0 if usage.tier == "test" else found.remaining) if found else None,
-                          balance=usage.balance, max_credits=job.max_credits, api_calls=client.api_calls)
+                          owned=found.owned if found else None, to_charge=to_charge,
+                          balance=usage.balance, max_credits=job.max_credits, api_calls=client.api_calls, ways=ways)
+
+
+def _check_source(source: str, release: str | None) -> None:
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
+    if release is not None and source == "per-image":
+        raise UsageError("--release NAME pins a bulk release: add --source release (or auto)")
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +88,7 @@ async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, J
     with DestLock(layout):
         journal = Journal(layout.state / "journal.jsonl")
         try:
-            index = await asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending))
+            index = await asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending or journal.purchases))
             yield layout, index, journal
         finally:
             journal.close()
@@ -94,12 +109,14 @@ def _load_dest(layout: Layout, *, cut_short: bool) -> ManifestIndex:
 
 async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: ProgressHook | None = None,
                    on_total: TotalHook | None = None, timeouts: Timeouts = Timeouts(),
-                   retries: Retries = Retries()) -> SyncReport:
+                   retries: Retries = Retries(), source: str = "per-image", release: str | None = None) -> SyncReport:
     """Mirror ``job.selection`` into ``job.dest``; see ``mirror.sync`` for the public face.
 
     Once DEST is open, ``/catalog`` and (on a first walk) the first page are asked for together;
     the walk waits for ``/catalog`` to accept the selection before anything is reserved.
+    ``source``: per-image, release or auto (see ``engine/release.py``); ``release`` pins one.
     """
+    _check_source(source, release)
     started = time.monotonic()
     report = SyncReport(selection=job.selection.describe(), dest=str(job.dest))
     async with _open_dest(job.dest) as (layout, index, journal):
@@ -107,10 +124,14 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
         try:
             async with _client(job, api_key, base_url, timeouts, retries) as client, \
                     _alongside(resolve_selection(client, job.selection)) as resolving, \
-                    _alongside(_first_page_early(client, job.selection, states)) as early:
+                    _alongside(_first_page_early(client, job.selection, states)
+                               if source == "per-image" else None) as early:
                 try:
+                    releases = ReleaseRun(client=client, layout=layout, index=index, journal=journal, states=states,
+                                          report=report, limits=job.limits, timeouts=timeouts, retries=retries,
+                                          max_credits=job.max_credits, progress=progress)
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
-                                timeouts, retries, resolving, early)
+                                timeouts, retries, resolving, early, releases, source, release)
                 finally:
                     report.api_calls = client.api_calls
                     report.throttled = client.limiter.throttled
@@ -180,9 +201,12 @@ async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[
 async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
                 states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
                 on_total: TotalHook | None, timeouts: Timeouts, retries: Retries,
-                resolving: asyncio.Task[tuple[Selection, Catalog]], early: asyncio.Task[Page] | None) -> None:
+                resolving: asyncio.Task[tuple[Selection, Catalog]], early: asyncio.Task[Page] | None,
+                releases: ReleaseRun, source: str, release: str | None) -> None:
     selection, _ = await resolving
     report.selection = selection.describe()
+    if journal.purchases and not await releases.finish_purchases():     # paid for earlier: placed first
+        return
     record = states.get(selection.key)
     if early is not None and (record is not None or selection.query() != job.selection.query()):
         early = None        # /catalog renamed a filter, or a record is kept under the canonical name
@@ -199,9 +223,11 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                 return
             if found.total_matching > record.total_matching and not _rows_lost(record, index):
                 start = record.watermark              # only appended items are new
+    if source != "per-image" and await releases.pull(selection, source=source, release=release, counted=found):
+        return
     if on_total is not None and record is not None:
         on_total(found.total_matching - len(index) if found is not None and not start else None)
-    budget = Budget(job.max_credits)
+    budget = Budget(None if job.max_credits is None else max(0, job.max_credits - report.charged))
     reserver = Reserver(client, journal, budget)
     async with Fetcher(layout, job.limits, timeouts, retries, pool=client.pool) as fetcher:
         pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
@@ -213,8 +239,8 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
             try:
                 await pipeline.run(selection, start_cursor=start, first_page=early)
             finally:
-                report.charged = budget.spent
-                report.free = reserver.free
+                report.charged += budget.spent
+                report.free += reserver.free
                 report.slow_disk = fetcher.slow_disk
             if counting is not None:
                 found = await counting

@@ -24,13 +24,14 @@ class Account:
 
 
 async def do_sync(emulator, account: Account, dest: Path, *, filters=None, max_credits=None, concurrency=8,
-                  lineage=False, include_metadata=False, benchmark="synthetic-face-v1") -> mirror.SyncReport:
+                  lineage=False, include_metadata=False, benchmark="synthetic-face-v1", source="per-image",
+                  release=None, retries=FAST_RETRIES) -> mirror.SyncReport:
     selection = Selection(benchmark=benchmark, filters={k: tuple(v.split(",")) for k, v in (filters or {}).items()},
                           lineage=lineage, include_metadata=include_metadata)
     job = SyncJob(selection=selection, dest=dest, max_credits=max_credits,
                   limits=mirror.Limits(rate_limit=100_000, concurrency=concurrency))
     return await run_sync(job, api_key=ApiKey(account.key), base_url=emulator.url, timeouts=FAST_TIMEOUTS,
-                          retries=FAST_RETRIES)
+                          retries=retries, source=source, release=release)
 
 
 def all_items(emulator, account: Account, **filters) -> list[dict]:

@@ -1,0 +1,359 @@
+"""A bought release's parts become files and manifest rows: fetch, verify, explode.
+
+Each part is streamed to a temp file in ``.state/tmp`` (never held whole in memory), by at most
+``DOWNLOADS`` fetches at once, then verified and exploded in a worker thread by at most
+``EXPLODERS`` at once, a record batch of at most ``BATCH_BYTES`` of images at a time: memory is
+bounded by those three numbers, whatever the size of the release.
+
+Verified means: the Parquet footer reads, the row count is the one announced, every row has a
+string id and its image is a complete JPEG (``place``'s check, the same as for a fetched image).
+Files are placed by ``place.Placer``, exactly as fetched images are (temp file beside the final
+path, rename); a part's rows go to the ``ManifestWriter`` only once every file of the part is in
+place, and the part is marked placed in the journal only once those rows are in a flushed
+manifest part. Items already in the manifest are not written again.
+
+A dropped or truncated part, a 5xx or a deadline is retried with back-off; an expired URL (403)
+renews every URL with one new ``/release`` call (free: the account owns the release), shared by
+all the parts that found theirs expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import aiohttp
+
+from mirror.api.models import Release, ReleasePart
+from mirror.config import Retries, Timeouts
+from mirror.engine.journal import Journal
+from mirror.engine.place import Body, Placer
+from mirror.engine.report import Failure, SyncReport
+from mirror.engine.run import _to_the_end
+from mirror.engine.seen import SeenIds
+from mirror.errors import IntegrityError, TransportError, first_mirror_error
+from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
+
+__all__ = ["PartsRun", "DOWNLOADS", "EXPLODERS", "BATCH_BYTES"]
+
+DOWNLOADS = 4                  # parts streaming to disk at once
+EXPLODERS = 2                  # parts being exploded at once (worker threads)
+BATCH_BYTES = 16 * 2**20       # images of one record batch held in memory by one exploder
+MAX_PART_BYTES = 16 * 2**30    # a part bigger than this is refused, not written to disk
+_CHUNK = 1 * 2**20
+_MIN_RATE = 1 * 2**20          # bytes/s: a part's total deadline is storage + its size at this rate
+_EXPIRY_MARGIN_S = 5.0
+_MAX_RENEWALS = 5
+_FLUSH_EVERY_S = 2.0
+
+
+class _Expired(Exception):
+    """The part URL is expired (or refused with 403)."""
+
+
+@dataclass
+class _Exploded:
+    rows: list[FileRow] = field(default_factory=list)
+    bytes: int = 0
+
+
+class PartsRun:
+    """Fetch, verify and explode the parts of one bought release that are not placed yet."""
+
+    def __init__(self, *, layout: Layout, pool: aiohttp.BaseConnector, journal: Journal, index: ManifestIndex,
+                 report: SyncReport, timeouts: Timeouts, retries: Retries, key: str, rows_charged: bool | None,
+                 renew: Callable[[], Awaitable[Release]],
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.layout = layout
+        self.journal = journal
+        self.index = index
+        self.report = report
+        self.timeouts = timeouts
+        self.retries = retries
+        self.key = key                          # the purchase in the journal
+        self.rows_charged = rows_charged        # what each row's ``charged`` says (None: unknown)
+        self.progress = progress
+        self._pool = pool
+        self._renew_call = renew
+        self._release: Release | None = None
+        self._renewing: asyncio.Lock = asyncio.Lock()
+        self._placer = Placer(layout)
+        self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
+        self._unflushed: list[str] = []         # parts whose rows the writer holds
+        self._unflushed_ids: list[str] = []     # ids of those rows that the journal has pending
+        self._last_flush = time.monotonic()
+        self._flush_lock = asyncio.Lock()
+        self._seen = SeenIds()
+        self._rng = random.Random()
+        self.failed_parts = 0
+
+    async def run(self, release: Release) -> bool:
+        """Place every part of ``release`` not placed yet; True when all of them are."""
+        self._release = release
+        done = self.journal.purchases[self.key].parts_done
+        todo = [part for part in release.parts if part.key not in done]
+        # A part holds a slot of ``in_hand`` from its download's start to its explode's end: at most
+        # that many temp files exist, however far downloads run ahead of exploding.
+        downloads, explodes = asyncio.Semaphore(DOWNLOADS), asyncio.Semaphore(EXPLODERS)
+        in_hand = asyncio.Semaphore(DOWNLOADS + EXPLODERS)
+        # sock_read: no byte for that long fails the fetch; the total deadline is set per part.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect, sock_read=self.timeouts.storage)
+        try:
+            # No key in this session at all (signed URLs need none), no redirects, the bytes as sent.
+            async with aiohttp.ClientSession(connector=self._pool, connector_owner=False, timeout=timeout,
+                                             auto_decompress=False, skip_auto_headers=("Accept-Encoding",)) as http:
+                async with asyncio.TaskGroup() as tg:
+                    for part in todo:
+                        tg.create_task(self._one(http, part, in_hand, downloads, explodes))
+        except BaseExceptionGroup as group:       # one part's fatal error (DEST full) stopped them all
+            raise first_mirror_error(group) from None
+        finally:
+            self._flush_sync()
+        return self.failed_parts == 0
+
+    # -- one part ---------------------------------------------------------------------------------
+    async def _one(self, http: aiohttp.ClientSession, part: ReleasePart, in_hand: asyncio.Semaphore,
+                   downloads: asyncio.Semaphore, explodes: asyncio.Semaphore) -> None:
+        path = self.layout.tmp / f"release-{uuid.uuid4().hex[:12]}.parquet"
+        async with in_hand:
+            try:
+                async with downloads:
+                    if not await self._fetch(http, part, path):
+                        return
+                async with explodes:
+                    try:
+                        exploded = await asyncio.to_thread(self._explode, part, path)
+                    except IntegrityError as exc:
+                        self._fail(part, str(exc))
+                        return
+            finally:
+                path.unlink(missing_ok=True)
+        self._add(part, exploded)
+        if self._writer.pending >= self._writer.rows_per_part or time.monotonic() - self._last_flush >= _FLUSH_EVERY_S:
+            await _to_the_end(self._flush())
+
+    async def _fetch(self, http: aiohttp.ClientSession, part: ReleasePart, path: Path) -> bool:
+        """Stream ``part`` to ``path`` and check its footer; False (a failure reported) when it never worked."""
+        failures = renewals = 0
+        while True:
+            release = self._release
+            assert release is not None
+            current = next((p for p in release.parts if p.key == part.key), None)
+            if current is None:
+                self._fail(part, "the renewed release no longer lists this part")
+                return False
+            try:
+                if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
+                    raise _Expired
+                await self._download(http, current, path)
+                await asyncio.to_thread(_footer, current, path)
+                return True
+            except _Expired:
+                renewals += 1
+                if renewals > _MAX_RENEWALS:
+                    self._fail(part, "its signed URL kept expiring before it could be fetched")
+                    return False
+                await self._renew(release)
+            except TransportError as exc:                 # refused for good (a redirect, a 4xx, too big)
+                self._fail(part, str(exc))
+                return False
+            except (aiohttp.ClientError, TimeoutError, IntegrityError) as exc:
+                failures += 1
+                if failures >= self.retries.attempts:
+                    self._fail(part, f"fetch failed {failures} times ({_describe(exc)})")
+                    return False
+                cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
+                await asyncio.sleep(cap * (0.5 + self._rng.random() / 2))
+
+    async def _download(self, http: aiohttp.ClientSession, part: ReleasePart, path: Path) -> None:
+        """The part's bytes into ``path``; its total deadline is the storage deadline plus its announced
+        size at ``_MIN_RATE`` (a part without Content-Length is bounded by the idle deadline alone)."""
+        async with asyncio.timeout(self.timeouts.storage) as deadline:
+            async with http.get(part.url, allow_redirects=False) as resp:
+                if resp.status == 403:
+                    raise _Expired
+                if 300 <= resp.status < 400:
+                    raise TransportError("storage answered a part with a redirect; refused (signed URLs are "
+                                         "fetched directly)")
+                if resp.status >= 500:
+                    raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
+                if resp.status != 200:
+                    raise TransportError(f"storage answered HTTP {resp.status} for part {part.key}")
+                declared = resp.content_length
+                if declared is not None and declared > MAX_PART_BYTES:
+                    raise TransportError(f"part {part.key} is {declared} bytes, more than the {MAX_PART_BYTES} cap")
+                deadline.reschedule(None if declared is None else
+                                    asyncio.get_running_loop().time() + self.timeouts.storage + declared / _MIN_RATE)
+                size = 0
+                with _temp_file(path) as fh:
+                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                        size += len(chunk)
+                        if size > MAX_PART_BYTES:
+                            raise TransportError(f"part {part.key} is larger than the {MAX_PART_BYTES}-byte cap")
+                        try:
+                            fh.write(chunk)
+                        except OSError as exc:      # DEST itself refuses (full, read-only): stop the run
+                            raise destination_error(exc, path) from None
+                if declared is not None and size != declared:
+                    raise aiohttp.ClientPayloadError(f"part of {size} bytes, Content-Length {declared}")
+
+    async def _renew(self, stale: Release) -> None:
+        """New URLs for every part, from one free re-pull, shared by all parts that saw ``stale`` expire."""
+        async with self._renewing:
+            if self._release is stale:
+                self._release = await self._renew_call()
+
+    # -- explode (in a worker thread) -----------------------------------------------------------
+    def _explode(self, part: ReleasePart, path: Path) -> _Exploded:
+        """Every row of the part not mirrored yet, its file placed; IntegrityError if any row is bad."""
+        import pyarrow.parquet as pq
+
+        out = _Exploded()
+        name = self._release.name if self._release else None
+        try:
+            reader = pq.ParquetFile(path)
+        except Exception as exc:
+            raise IntegrityError(f"part {part.key} is not a readable Parquet file ({exc})") from None
+        with reader:
+            columns = [c for c in reader.schema_arrow.names if c != "image"]
+            meta = reader.metadata
+            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            per_row = size // max(1, meta.num_rows)
+            now = datetime.now(UTC)
+            for batch in reader.iter_batches(batch_size=max(1, BATCH_BYTES // max(1, per_row)), use_threads=False):
+                ids = batch.column("id").to_pylist()
+                bad = next((i for i in ids if not _usable_id(i)), False)
+                if bad is not False:
+                    raise IntegrityError(f"part {part.key} has a row without a usable id ({bad!r})")
+                fresh = [i for i, here in enumerate(self.index.contains_many(ids)) if not here]
+                if not fresh:
+                    continue
+                values = {c: batch.column(c).to_pylist() for c in columns}
+                images = batch.column("image").to_pylist()
+                jobs: list[tuple[str, Body]] = []
+                items: list[dict[str, Any]] = []
+                for i in fresh:
+                    item = {c: values[c][i] for c in columns}
+                    attributes = item.get("attributes")
+                    if isinstance(attributes, str):
+                        with contextlib.suppress(ValueError):
+                            item["attributes"] = json.loads(attributes)
+                    item["release"] = name
+                    data = images[i]
+                    if not isinstance(data, bytes):
+                        raise IntegrityError(f"part {part.key}: item {ids[i]} has no image")
+                    items.append(item)
+                    jobs.append((image_relpath(item.get("benchmark") or "_", item.get("source_real_id"), ids[i]),
+                                 Body(size=len(data), data=data)))
+                for (relpath, body), item, stored in zip(jobs, items, self._placer.place_now(jobs), strict=True):
+                    if isinstance(stored, OSError):     # DEST refuses files (full, read-only): stop the run
+                        raise destination_error(stored, self.layout.dest)
+                    if isinstance(stored, Exception):
+                        raise IntegrityError(f"part {part.key}: item {item['id']}: {stored}")
+                    out.rows.append(FileRow(item, relpath, stored.bytes, stored.sha256, stored.width, stored.height,
+                                            self.rows_charged, now))     # type: ignore[arg-type]
+                    out.bytes += body.size
+        return out
+
+    # -- rows and the manifest (on the event loop) ------------------------------------------------
+    def _add(self, part: ReleasePart, exploded: _Exploded) -> None:
+        """The part's rows, all at once now that every file is in place; an id another part gave is skipped."""
+        rows = exploded.rows
+        firsts = self._seen.first_sightings([row.item["id"] for row in rows])
+        added = 0
+        for row, first in zip(rows, firsts, strict=True):
+            if not first:
+                continue
+            self._writer.add_file(row)
+            added += 1
+            if row.item["id"] in self.journal.pending:
+                self._unflushed_ids.append(row.item["id"])
+        self._unflushed.append(part.key)
+        self.report.mirrored += added
+        self.report.bytes += exploded.bytes
+        if self.progress is not None and added:
+            self.progress(added, exploded.bytes)
+
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            self._writer.seal()
+            parts, self._unflushed = self._unflushed, []
+            ids, self._unflushed_ids = self._unflushed_ids, []
+            try:
+                await asyncio.to_thread(self._writer.write_sealed)
+            except BaseException:
+                self._unflushed, self._unflushed_ids = parts + self._unflushed, ids + self._unflushed_ids
+                raise
+            self._written(parts, ids)
+
+    def _flush_sync(self) -> None:
+        """The last flush, also after a cancellation: no awaiting allowed here."""
+        self._writer.seal()
+        parts, self._unflushed = self._unflushed, []
+        ids, self._unflushed_ids = self._unflushed_ids, []
+        self._writer.write_sealed()
+        self._written(parts, ids)
+
+    def _written(self, parts: list[str], ids: list[str]) -> None:
+        self._last_flush = time.monotonic()
+        self.journal.parts_placed(self.key, parts)
+        self.journal.done(ids)
+
+    def _fail(self, part: ReleasePart, reason: str) -> None:
+        self.failed_parts += 1
+        self.report.failed += 1
+        if len(self.report.failures) < 1000:
+            self.report.failures.append(Failure(f"part {part.key}", reason, True))
+
+
+@contextlib.contextmanager
+def _temp_file(path: Path) -> Iterator[BinaryIO]:
+    try:
+        fh = open(path, "wb")
+    except OSError as exc:
+        raise destination_error(exc, path) from None
+    with fh:
+        yield fh
+
+
+def _footer(part: ReleasePart, path: Path) -> None:
+    """IntegrityError (retried: a fetch gone wrong) unless the footer reads and holds the announced rows."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as exc:
+        raise IntegrityError(f"part {part.key} has no readable Parquet footer ({exc})") from None
+    if part.rows is not None and meta.num_rows != part.rows:
+        raise IntegrityError(f"part {part.key} holds {meta.num_rows} rows, {part.rows} announced")
+    names = set(meta.schema.names)
+    if not {"id", "image"} <= names:
+        raise IntegrityError(f"part {part.key} has no id and image columns")
+
+
+def _usable_id(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer before the deadline"
+    return str(exc) or type(exc).__name__
+
