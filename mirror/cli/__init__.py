@@ -44,6 +44,14 @@ def _add_selection(p: argparse.ArgumentParser, *, dest_required: bool) -> None:
     p.add_argument("--max-credits", type=int, metavar="N", help="never spend more than N credits in this run")
 
 
+def _add_release_flags(p: argparse.ArgumentParser) -> None:
+    """Bulk releases: which way a sync takes (see README, "Bulk releases")."""
+    p.add_argument("--source", choices=("per-image", "release", "auto"), default="per-image",
+                   help="per-image (default): image by image; release: buy and pull whole shard sets as a bulk "
+                        "release; auto: the release when it covers the selection for no more credits")
+    p.add_argument("--release", metavar="NAME", help="pin a release version (see: margen-mirror releases)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="margen-mirror", description="Mirror the Margen attack-data corpus to "
                                      "local disk, keep it in sync, and stress-test detectors with it.",
@@ -57,12 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("catalog", help="show a benchmark's dimensions and allowed values")
     _add_common(p)
     p.add_argument("--benchmark")
+    p = sub.add_parser("releases", help="list a benchmark's bulk releases (buys nothing)")
+    _add_common(p)
+    p.add_argument("--benchmark")
     p = sub.add_parser("plan", help="what a sync would cost, before spending anything")
     _add_common(p)
     _add_selection(p, dest_required=False)
+    _add_release_flags(p)
     p = sub.add_parser("sync", help="mirror a selection (resumable; never pays twice)")
     _add_common(p)
     _add_selection(p, dest_required=True)
+    _add_release_flags(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--rate-limit", type=float, metavar="N", help="API requests per minute for this key (default 60)")
     p.add_argument("--concurrency", type=int, metavar="N", help="items in flight at once (default 128)")

@@ -25,7 +25,7 @@ __all__ = ["run"]
 def run(args: argparse.Namespace) -> int:
     handler = {"benchmarks": _benchmarks, "usage": _usage, "catalog": _catalog, "plan": _plan, "sync": _sync,
                "status": _status, "compact": _compact, "verify": _verify, "demo": _demo,
-               "score": _score, "report": _report}[args.verb]
+               "score": _score, "report": _report, "releases": _releases}[args.verb]
     return handler(args)
 
 
@@ -100,7 +100,7 @@ def _catalog(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     job = job_from_args(args, need_dest=False)
     report = asyncio.run(run_plan(job, api_key=load_api_key(args.api_key_file),
-                                  base_url=resolve_base_url(args.base_url)))
+                                  base_url=resolve_base_url(args.base_url), source=args.source, release=args.release))
     emit(report.to_dict(), as_json=args.json, lines=report.lines())
     return EXIT_OK
 
@@ -117,7 +117,7 @@ def _sync(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
                                       progress=progress.advance, on_total=progress.set_total,
-                                      retries=retries, timeouts=timeouts))
+                                      retries=retries, timeouts=timeouts, source=args.source, release=args.release))
     finally:
         progress.close()
     if args.json:
@@ -167,3 +167,25 @@ def _verify(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mirror.cli.demo import run_demo
     return run_demo(Path(args.dest), items=args.items, quiet=args.quiet, detectors=args.detectors)
+
+
+# -- bulk releases ------------------------------------------------------------------------------
+def _releases(args: argparse.Namespace) -> int:
+    from mirror.engine.release_plan import list_releases
+
+    async def ask(client: MargenClient) -> Any:
+        catalog = await client.catalog(args.benchmark)
+        return catalog.benchmark.id, await list_releases(client, catalog.benchmark.id)
+
+    benchmark, listing = asyncio.run(_with_client(args, ask))
+    if listing is None:
+        emit({"benchmark": benchmark, "releases": None}, as_json=args.json,
+             lines=[f"{benchmark}: the server does not list its releases without a purchase"])
+        return EXIT_OK
+    data = {"benchmark": benchmark, "newest": listing.name, "releases": list(listing.available),
+            "coverage": listing.coverage}
+    lines = [f"{name}{'  (newest, the default)' if name == listing.name else ''}" for name in listing.available]
+    lines.append(f"coverage for this key: {listing.coverage}"
+                 + ("" if listing.coverage == "full" else " (no whole shard sets: use --source per-image)"))
+    emit(data, as_json=args.json, lines=lines)
+    return EXIT_OK

@@ -16,8 +16,9 @@ shards: the free sample is whole lineages, which never line up with whole shard 
 is what the key is entitled to, the same whatever the filters keep.
 
 Faults: ``api_500`` and the ``release_500_*`` pair fail a pull before its purchase or after it
-(bought, the answer lost); part fetches take ``part_500``/``part_drop``/``part_truncate`` and the
-storage faults; part URLs expire after ``url_ttl`` like image URLs.
+(bought, the answer lost); a pull that keeps no set takes ``api_500`` only. Part fetches take
+``part_500``/``part_drop``/``part_truncate`` and the storage faults; part URLs expire after
+``url_ttl`` like image URLs.
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ async def release_handler(request: web.Request, ctx: Ctx) -> web.Response:
         body["available_filter_values"] = {
             name: sorted({lab["source" if name == "generator" else name] for lab in labels.values()
                           if name != "generator" or lab["kind"] == "fake"}) for name in FILTER_PARAMS}
-    before, after = state.faults.around_debit("release_500_before_purchase", "release_500_after_purchase")
+    if kept:        # a purchase (for a test key: what would be one) fails before or after it
+        before, after = state.faults.around_debit("release_500_before_purchase", "release_500_after_purchase")
+    else:           # a pull that keeps nothing buys nothing: only the plain api_500
+        before, after = state.faults.roll("api_500"), False
     if before:
         raise ApiError("server_error", "Unexpected server error.")
     if key.tier == "test":
@@ -146,6 +150,13 @@ class ReleaseBuilder:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self._dir = state.data_dir / "releases"
+        self._sets: dict[tuple[str, int], dict[str, np.ndarray]] = {}   # a release's sets, once per release
+
+    def _shard_sets(self, corpus: Corpus, size: int) -> dict[str, np.ndarray]:
+        key = (corpus.bench.id, size)
+        if key not in self._sets:
+            self._sets[key] = shard_sets(corpus, size)
+        return self._sets[key]
 
     async def part_bytes(self, path: str) -> bytes | None:
         """``<bench>/<release>/<set>/part-NNN.parquet`` -> the Parquet bytes, None if no such part."""
@@ -156,7 +167,7 @@ class ReleaseBuilder:
         corpus = self.state.corpora.get(bench_id)
         if corpus is None or release not in release_names(corpus):
             return None
-        rows = shard_sets(corpus, corpus.release_sizes[release_names(corpus).index(release)]).get(set_name)
+        rows = self._shard_sets(corpus, corpus.release_sizes[release_names(corpus).index(release)]).get(set_name)
         part = part_name.removeprefix("part-").removesuffix(".parquet")
         if rows is None or not part.isdigit() or int(part) * PART_ROWS >= len(rows):
             return None

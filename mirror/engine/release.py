@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,12 +49,15 @@ from mirror.engine.release_plan import (
     release_selections,
 )
 from mirror.engine.report import SyncReport
+from mirror.engine.seen import SeenIds
 from mirror.engine.state import SelectionRecord, SelectionStates
-from mirror.errors import InsufficientCredits, UsageError
+from mirror.errors import InsufficientCredits, RateLimited, ServerError, TransportError, UsageError
 from mirror.jobs import Selection
 from mirror.store import Layout, ManifestIndex, compact
 
 __all__ = ["ReleaseRun", "ReleaseQuote", "evaluate"]
+
+_RETRYABLE = (TransportError, ServerError, RateLimited)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class ReleaseRun:
     retries: Retries
     max_credits: int | None
     progress: Any = None
+    seen: SeenIds = field(default_factory=SeenIds)     # ids this run gave a row, whichever purchase
 
     async def finish_purchases(self) -> bool:
         """Place what earlier runs bought and did not place (free re-pulls), before anything else.
@@ -148,6 +152,11 @@ class ReleaseRun:
             return True
         assert found is not None
         self.report.source, self.report.release = "release", found.name
+        if found.counts.total_matching <= found.here and not found.counts.remaining:    # all here already
+            rows, missing = await self._record(selection)
+            self.report.message = (f"via release {found.name}: {rows} rows in the manifest" if self.report.mirrored
+                                   else f"every image of release {found.name} for this selection is here already")
+            return not missing or source == "release"
         spec = {"benchmark": selection.benchmark, "release": found.name, "filters": found.filters,
                 "selections": [dict(s.filters) for s in found.selections], "quote": found.counts.remaining,
                 "owned_before": found.counts.owned, "here_before": found.here}
@@ -155,7 +164,12 @@ class ReleaseRun:
         purchase = self.journal.purchases.get(key) or Purchase(key, spec)
         if not await self._complete(purchase, fresh=found.counts):
             return True                       # stopped: budget, 402 or failed parts (the status says)
-        return await self._record(selection) or source == "release"
+        rows, missing = await self._record(selection)
+        self.report.message = f"via release {found.name}: {rows} rows in the manifest"
+        if missing and source == "release":
+            self.report.message += (f"; {missing:,} image(s) of the selection are not in this release: run again "
+                                    "with --source per-image (or auto) for them")
+        return not missing or source == "release"
 
     # -- one purchase, from its request to its last part ----------------------------------------------
     async def _complete(self, purchase: Purchase, *, fresh: Probe | None) -> bool:
@@ -177,6 +191,8 @@ class ReleaseRun:
             calls = self.client.api_calls
             try:
                 bought = await self._request(spec)
+            except _RETRYABLE as exc:                        # maybe bought: pending, the next run finds out
+                return self._unfinished(spec, exc)
             except InsufficientCredits as exc:               # all or nothing: nothing was bought
                 self.journal.purchase_done(purchase.key)
                 balance = (await self.client.usage()).balance
@@ -194,7 +210,10 @@ class ReleaseRun:
                                                   "parts": len(bought.parts), "rows_charged": rows_charged})
             self.report.charged += credits
         else:
-            bought = await self._request(spec)               # free: fresh URLs for the parts left
+            try:
+                bought = await self._request(spec)           # free: fresh URLs for the parts left
+            except _RETRYABLE as exc:
+                return self._unfinished(spec, exc)
             self.report.charged += bought.credits_required   # 0, unless the account lost what it owned
         self.report.release = self.report.release or spec["release"]
         mirrored = self.report.mirrored
@@ -202,7 +221,7 @@ class ReleaseRun:
         parts = PartsRun(layout=self.layout, pool=self.client.pool, journal=self.journal, index=self.index,
                          report=self.report, timeouts=self.timeouts, retries=self.retries, key=purchase.key,
                          rows_charged=answer.get("rows_charged"), renew=lambda: self._request(spec),
-                         progress=self.progress)
+                         seen=self.seen, progress=self.progress)
         placed = await parts.run(bought)
         if fresh is None:                     # paid for by an earlier run, placed now
             self.report.recovered += self.report.mirrored - mirrored
@@ -217,21 +236,26 @@ class ReleaseRun:
     async def _request(self, spec: dict[str, Any]) -> Release:
         return await self.client.release(spec["benchmark"], release=spec["release"], filters=spec["filters"])
 
-    async def _record(self, selection: Selection) -> bool:
-        """Save the per-image selection's record when every image of it is here now (see the module
-        docstring); compacts the manifest. True when the selection is complete."""
+    async def _record(self, selection: Selection) -> tuple[int, int]:
+        """Compact the manifest, and save the per-image selection's record when every image of it is
+        here now (see the module docstring). (rows in the manifest, images of the selection not here)."""
         rows = await asyncio.to_thread(compact, self.layout)
         found = await probe(self.client, selection)
-        if found is None or found.remaining:
-            return False
+        if found is None:
+            return rows, 0
         here = await asyncio.to_thread(_count_here, self.layout, selection)
         self.report.matching = found.total_matching
-        if here < found.total_matching:
-            return False
-        self.states.put(selection.key, SelectionRecord(found.total_matching, "",
-                                                       datetime.now(UTC).isoformat(timespec="seconds"), rows))
-        self.report.message = self.report.message or f"via release {self.report.release}: {rows} rows in the manifest"
-        return True
+        missing = max(0, found.total_matching - here)
+        if not missing and not found.remaining:
+            self.states.put(selection.key, SelectionRecord(found.total_matching, "",
+                                                           datetime.now(UTC).isoformat(timespec="seconds"), rows))
+        return rows, missing or (1 if found.remaining else 0)
+
+    def _unfinished(self, spec: dict[str, Any], exc: Exception) -> bool:
+        self.report.status = "partial"
+        self.report.message = (f"release {spec['release']}: {self.client.redact(str(exc))}; run the same command "
+                               "again (what was bought is re-pulled free)")
+        return False
 
     def _budget_left(self) -> int | None:
         return None if self.max_credits is None else max(0, self.max_credits - self.report.charged)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import os
 import random
 import time
 import uuid
@@ -40,12 +42,13 @@ from mirror.engine.place import Body, Placer
 from mirror.engine.report import Failure, SyncReport
 from mirror.engine.run import _to_the_end
 from mirror.engine.seen import SeenIds
-from mirror.errors import IntegrityError, TransportError, first_mirror_error
+from mirror.errors import IntegrityError, RateLimited, ServerError, TransportError, first_mirror_error
 from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
 
 __all__ = ["PartsRun", "DOWNLOADS", "EXPLODERS", "BATCH_BYTES"]
 
-DOWNLOADS = 4                  # parts streaming to disk at once
+DOWNLOADS = 8                  # parts downloading at once
+SPILL_BYTES = 4 * 2**20        # a part announced no bigger than this is read into memory, else streamed to disk
 EXPLODERS = 2                  # parts being exploded at once (worker threads)
 BATCH_BYTES = 16 * 2**20       # images of one record batch held in memory by one exploder
 MAX_PART_BYTES = 16 * 2**30    # a part bigger than this is refused, not written to disk
@@ -71,7 +74,7 @@ class PartsRun:
 
     def __init__(self, *, layout: Layout, pool: aiohttp.BaseConnector, journal: Journal, index: ManifestIndex,
                  report: SyncReport, timeouts: Timeouts, retries: Retries, key: str, rows_charged: bool | None,
-                 renew: Callable[[], Awaitable[Release]],
+                 renew: Callable[[], Awaitable[Release]], seen: SeenIds,
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.layout = layout
         self.journal = journal
@@ -85,24 +88,27 @@ class PartsRun:
         self._pool = pool
         self._renew_call = renew
         self._release: Release | None = None
+        self._parts: dict[str, ReleasePart] = {}     # the current URLs, by part key
         self._renewing: asyncio.Lock = asyncio.Lock()
         self._placer = Placer(layout)
-        self._writer = ManifestWriter(layout, run_id=uuid.uuid4().hex[:12])
+        self._token = uuid.uuid4().hex[:12]
+        self._serial = itertools.count()         # temp names: this run's token and a serial number
+        self._writer = ManifestWriter(layout, run_id=self._token)
         self._unflushed: list[str] = []         # parts whose rows the writer holds
         self._unflushed_ids: list[str] = []     # ids of those rows that the journal has pending
         self._last_flush = time.monotonic()
         self._flush_lock = asyncio.Lock()
-        self._seen = SeenIds()
+        self._seen = seen                       # ids given a row by this run (any purchase): never twice
         self._rng = random.Random()
         self.failed_parts = 0
 
     async def run(self, release: Release) -> bool:
         """Place every part of ``release`` not placed yet; True when all of them are."""
-        self._release = release
+        self._use(release)
         done = self.journal.purchases[self.key].parts_done
         todo = [part for part in release.parts if part.key not in done]
         # A part holds a slot of ``in_hand`` from its download's start to its explode's end: at most
-        # that many temp files exist, however far downloads run ahead of exploding.
+        # that many bodies exist (in memory or as temp files), however far downloads run ahead.
         downloads, explodes = asyncio.Semaphore(DOWNLOADS), asyncio.Semaphore(EXPLODERS)
         in_hand = asyncio.Semaphore(DOWNLOADS + EXPLODERS)
         # sock_read: no byte for that long fails the fetch; the total deadline is set per part.
@@ -120,63 +126,70 @@ class PartsRun:
             self._flush_sync()
         return self.failed_parts == 0
 
+    def _use(self, release: Release) -> None:
+        self._release = release
+        self._parts = {part.key: part for part in release.parts}
+
     # -- one part ---------------------------------------------------------------------------------
     async def _one(self, http: aiohttp.ClientSession, part: ReleasePart, in_hand: asyncio.Semaphore,
                    downloads: asyncio.Semaphore, explodes: asyncio.Semaphore) -> None:
-        path = self.layout.tmp / f"release-{uuid.uuid4().hex[:12]}.parquet"
         async with in_hand:
-            try:
-                async with downloads:
-                    if not await self._fetch(http, part, path):
-                        return
-                async with explodes:
-                    try:
-                        exploded = await asyncio.to_thread(self._explode, part, path)
-                    except IntegrityError as exc:
-                        self._fail(part, str(exc))
-                        return
-            finally:
-                path.unlink(missing_ok=True)
+            exploded = await self._fetch_and_explode(http, part, downloads, explodes)
+        if exploded is None:
+            return
         self._add(part, exploded)
         if self._writer.pending >= self._writer.rows_per_part or time.monotonic() - self._last_flush >= _FLUSH_EVERY_S:
             await _to_the_end(self._flush())
 
-    async def _fetch(self, http: aiohttp.ClientSession, part: ReleasePart, path: Path) -> bool:
-        """Stream ``part`` to ``path`` and check its footer; False (a failure reported) when it never worked."""
-        failures = renewals = 0
-        while True:
-            release = self._release
-            assert release is not None
-            current = next((p for p in release.parts if p.key == part.key), None)
-            if current is None:
-                self._fail(part, "the renewed release no longer lists this part")
-                return False
-            try:
-                if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
-                    raise _Expired
-                await self._download(http, current, path)
-                await asyncio.to_thread(_footer, current, path)
-                return True
-            except _Expired:
-                renewals += 1
-                if renewals > _MAX_RENEWALS:
-                    self._fail(part, "its signed URL kept expiring before it could be fetched")
-                    return False
-                await self._renew(release)
-            except TransportError as exc:                 # refused for good (a redirect, a 4xx, too big)
-                self._fail(part, str(exc))
-                return False
-            except (aiohttp.ClientError, TimeoutError, IntegrityError) as exc:
-                failures += 1
-                if failures >= self.retries.attempts:
-                    self._fail(part, f"fetch failed {failures} times ({_describe(exc)})")
-                    return False
-                cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
-                await asyncio.sleep(cap * (0.5 + self._rng.random() / 2))
+    async def _fetch_and_explode(self, http: aiohttp.ClientSession, part: ReleasePart, downloads: asyncio.Semaphore,
+                                 explodes: asyncio.Semaphore) -> _Exploded | None:
+        """The part's rows, its files in place; None (a failure reported) when it never worked.
 
-    async def _download(self, http: aiohttp.ClientSession, part: ReleasePart, path: Path) -> None:
-        """The part's bytes into ``path``; its total deadline is the storage deadline plus its announced
-        size at ``_MIN_RATE`` (a part without Content-Length is bounded by the idle deadline alone)."""
+        A body that fails verification is fetched again: a torn transfer is the likely cause."""
+        spill = self.layout.tmp / f"release-{self._token}-{next(self._serial)}.parquet"
+        failures = renewals = 0
+        try:
+            while True:
+                release = self._release
+                assert release is not None
+                current = self._parts.get(part.key)
+                if current is None:
+                    self._fail(part, "the renewed release no longer lists this part")
+                    return None
+                try:
+                    if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
+                        raise _Expired
+                    async with downloads:
+                        body = await self._download(http, current, spill)
+                    async with explodes:
+                        return await asyncio.to_thread(self._explode, current, body if body is not None else spill)
+                except _Expired:
+                    renewals += 1
+                    if renewals > _MAX_RENEWALS:
+                        self._fail(part, "its signed URL kept expiring before it could be fetched")
+                        return None
+                    try:
+                        await self._renew(release)
+                    except (TransportError, ServerError, RateLimited) as exc:
+                        self._fail(part, f"its URL could not be renewed ({exc})")
+                        return None
+                except TransportError as exc:                 # refused for good (a redirect, a 4xx, too big)
+                    self._fail(part, str(exc))
+                    return None
+                except (aiohttp.ClientError, TimeoutError, IntegrityError) as exc:
+                    failures += 1
+                    if failures >= self.retries.attempts:
+                        self._fail(part, f"failed {failures} times ({_describe(exc)})")
+                        return None
+                    cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
+                    await asyncio.sleep(cap * (0.5 + self._rng.random() / 2))
+        finally:
+            spill.unlink(missing_ok=True)
+
+    async def _download(self, http: aiohttp.ClientSession, part: ReleasePart, spill: Path) -> bytes | None:
+        """The part's bytes: in memory when it announces at most ``SPILL_BYTES``, else streamed into
+        ``spill`` (then None). Its total deadline is the storage deadline plus its announced size at
+        ``_MIN_RATE``; a part without Content-Length is bounded by the idle deadline alone."""
         async with asyncio.timeout(self.timeouts.storage) as deadline:
             async with http.get(part.url, allow_redirects=False) as resp:
                 if resp.status == 403:
@@ -193,8 +206,13 @@ class PartsRun:
                     raise TransportError(f"part {part.key} is {declared} bytes, more than the {MAX_PART_BYTES} cap")
                 deadline.reschedule(None if declared is None else
                                     asyncio.get_running_loop().time() + self.timeouts.storage + declared / _MIN_RATE)
+                if declared is not None and declared <= SPILL_BYTES:
+                    data = await resp.read()
+                    if len(data) != declared:
+                        raise aiohttp.ClientPayloadError(f"part of {len(data)} bytes, Content-Length {declared}")
+                    return data
                 size = 0
-                with _temp_file(path) as fh:
+                with _temp_file(spill) as fh:
                     async for chunk in resp.content.iter_chunked(_CHUNK):
                         size += len(chunk)
                         if size > MAX_PART_BYTES:
@@ -202,67 +220,82 @@ class PartsRun:
                         try:
                             fh.write(chunk)
                         except OSError as exc:      # DEST itself refuses (full, read-only): stop the run
-                            raise destination_error(exc, path) from None
+                            raise destination_error(exc, spill) from None
                 if declared is not None and size != declared:
                     raise aiohttp.ClientPayloadError(f"part of {size} bytes, Content-Length {declared}")
+                return None
 
     async def _renew(self, stale: Release) -> None:
         """New URLs for every part, from one free re-pull, shared by all parts that saw ``stale`` expire."""
         async with self._renewing:
             if self._release is stale:
-                self._release = await self._renew_call()
+                self._use(await self._renew_call())
 
     # -- explode (in a worker thread) -----------------------------------------------------------
-    def _explode(self, part: ReleasePart, path: Path) -> _Exploded:
-        """Every row of the part not mirrored yet, its file placed; IntegrityError if any row is bad."""
+    def _explode(self, part: ReleasePart, body: bytes | Path) -> _Exploded:
+        """Verify the part and place the file of every row not mirrored yet (IntegrityError if the part
+        fails a check: the files this attempt placed are removed again, none has a row)."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        out = _Exploded()
-        name = self._release.name if self._release else None
         try:
-            reader = pq.ParquetFile(path)
+            reader = pq.ParquetFile(pa.BufferReader(body) if isinstance(body, bytes) else body)
         except Exception as exc:
-            raise IntegrityError(f"part {part.key} is not a readable Parquet file ({exc})") from None
-        with reader:
-            columns = [c for c in reader.schema_arrow.names if c != "image"]
-            meta = reader.metadata
-            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-            per_row = size // max(1, meta.num_rows)
-            now = datetime.now(UTC)
-            for batch in reader.iter_batches(batch_size=max(1, BATCH_BYTES // max(1, per_row)), use_threads=False):
-                ids = batch.column("id").to_pylist()
-                bad = next((i for i in ids if not _usable_id(i)), False)
-                if bad is not False:
-                    raise IntegrityError(f"part {part.key} has a row without a usable id ({bad!r})")
-                fresh = [i for i, here in enumerate(self.index.contains_many(ids)) if not here]
-                if not fresh:
-                    continue
-                values = {c: batch.column(c).to_pylist() for c in columns}
-                images = batch.column("image").to_pylist()
-                jobs: list[tuple[str, Body]] = []
-                items: list[dict[str, Any]] = []
-                for i in fresh:
-                    item = {c: values[c][i] for c in columns}
-                    attributes = item.get("attributes")
-                    if isinstance(attributes, str):
-                        with contextlib.suppress(ValueError):
-                            item["attributes"] = json.loads(attributes)
-                    item["release"] = name
-                    data = images[i]
-                    if not isinstance(data, bytes):
-                        raise IntegrityError(f"part {part.key}: item {ids[i]} has no image")
-                    items.append(item)
-                    jobs.append((image_relpath(item.get("benchmark") or "_", item.get("source_real_id"), ids[i]),
-                                 Body(size=len(data), data=data)))
-                for (relpath, body), item, stored in zip(jobs, items, self._placer.place_now(jobs), strict=True):
-                    if isinstance(stored, OSError):     # DEST refuses files (full, read-only): stop the run
-                        raise destination_error(stored, self.layout.dest)
-                    if isinstance(stored, Exception):
-                        raise IntegrityError(f"part {part.key}: item {item['id']}: {stored}")
-                    out.rows.append(FileRow(item, relpath, stored.bytes, stored.sha256, stored.width, stored.height,
-                                            self.rows_charged, now))     # type: ignore[arg-type]
-                    out.bytes += body.size
+            raise IntegrityError(f"part {part.key} has no readable Parquet footer ({exc})") from None
+        out = _Exploded()
+        placed: list[str] = []
+        try:
+            with reader:
+                _check_footer(part, reader.metadata)
+                self._explode_rows(part, reader, out, placed)
+        except BaseException:
+            for relpath in placed:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.layout.dest, relpath))
+            raise
         return out
+
+    def _explode_rows(self, part: ReleasePart, reader: Any, out: _Exploded, placed: list[str]) -> None:
+        name = self._release.name if self._release else None
+        columns = [c for c in reader.schema_arrow.names if c != "image"]
+        meta = reader.metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        per_row = max(1, size // max(1, meta.num_rows))
+        now = datetime.now(UTC)
+        for batch in reader.iter_batches(batch_size=max(1, BATCH_BYTES // per_row), use_threads=False):
+            ids = batch.column("id").to_pylist()
+            bad = next((i for i in ids if not _usable_id(i)), False)
+            if bad is not False:
+                raise IntegrityError(f"part {part.key} has a row without a usable id ({bad!r})")
+            fresh = [i for i, here in enumerate(self.index.contains_many(ids)) if not here]
+            if not fresh:
+                continue
+            values = {c: batch.column(c).to_pylist() for c in columns}
+            images = batch.column("image").to_pylist()
+            jobs: list[tuple[str, Body]] = []
+            items: list[dict[str, Any]] = []
+            for i in fresh:
+                item = {c: values[c][i] for c in columns}
+                attributes = item.get("attributes")
+                if isinstance(attributes, str):
+                    with contextlib.suppress(ValueError):
+                        item["attributes"] = json.loads(attributes)
+                item["release"] = name
+                data = images[i]
+                if not isinstance(data, bytes):
+                    raise IntegrityError(f"part {part.key}: item {ids[i]} has no image")
+                items.append(item)
+                jobs.append((image_relpath(item.get("benchmark") or "_", item.get("source_real_id"), ids[i]),
+                             Body(size=len(data), data=data)))
+            for (relpath, body), item, stored in zip(jobs, items, self._placer.place_now(jobs), strict=True):
+                if isinstance(stored, OSError):     # DEST refuses files (full, read-only): stop the run
+                    raise destination_error(stored, self.layout.dest)
+                if isinstance(stored, Exception):
+                    raise IntegrityError(f"part {part.key}: item {item['id']}: {stored}")
+                placed.append(relpath)
+                out.rows.append(FileRow(item, relpath, stored.bytes, stored.sha256, stored.width, stored.height,
+                                        self.rows_charged, now))     # type: ignore[arg-type]
+                out.bytes += body.size
 
     # -- rows and the manifest (on the event loop) ------------------------------------------------
     def _add(self, part: ReleasePart, exploded: _Exploded) -> None:
@@ -279,6 +312,8 @@ class PartsRun:
                 self._unflushed_ids.append(row.item["id"])
         self._unflushed.append(part.key)
         self.report.mirrored += added
+        if self.rows_charged is False:          # a free pull (a re-pull, or all owned already)
+            self.report.free += added
         self.report.bytes += exploded.bytes
         if self.progress is not None and added:
             self.progress(added, exploded.bytes)
@@ -325,18 +360,11 @@ def _temp_file(path: Path) -> Iterator[BinaryIO]:
         yield fh
 
 
-def _footer(part: ReleasePart, path: Path) -> None:
-    """IntegrityError (retried: a fetch gone wrong) unless the footer reads and holds the announced rows."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_metadata(path)
-    except Exception as exc:
-        raise IntegrityError(f"part {part.key} has no readable Parquet footer ({exc})") from None
+def _check_footer(part: ReleasePart, meta: Any) -> None:
+    """IntegrityError unless the footer holds the announced rows and the id and image columns."""
     if part.rows is not None and meta.num_rows != part.rows:
         raise IntegrityError(f"part {part.key} holds {meta.num_rows} rows, {part.rows} announced")
-    names = set(meta.schema.names)
-    if not {"id", "image"} <= names:
+    if not {"id", "image"} <= set(meta.schema.names):
         raise IntegrityError(f"part {part.key} has no id and image columns")
 
 
