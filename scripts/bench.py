@@ -34,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_release  # noqa: E402
 import bench_report  # noqa: E402
 
 from mirror.config import Limits  # noqa: E402
@@ -47,9 +48,11 @@ UNLIMITED = 10**8          # per-minute limit for keys that must never be the bo
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 FULL = {"sdk_0ms": 2000, "sdk_20ms": 500, "sdk_mirror_runs": 9, "ceiling": 10_000, "pairs": 5, "rate_items": 2000,
-        "rate_limit": 600, "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000]}
+        "rate_limit": 600, "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000],
+        "release_items": 200_000, "release_pairs": 3, "release_rss": [50_000, 200_000]}
 QUICK = {"sdk_0ms": 150, "sdk_20ms": 40, "sdk_mirror_runs": 2, "ceiling": 800, "pairs": 1, "rate_items": 150,
-         "rate_limit": 1200, "converge_items": 0, "noop": 1500, "scale": [300, 1500]}
+         "rate_limit": 1200, "converge_items": 0, "noop": 1500, "scale": [300, 1500],
+         "release_items": 1500, "release_pairs": 1, "release_rss": [300, 1500]}
 
 
 def log(msg: str) -> None:
@@ -497,7 +500,8 @@ def render_only(output: Path) -> int:
     if figures is None or command is None:
         log(f"{output} holds no figures to render: run the benchmark")
         return 2
-    output.write_text(bench_report.render(figures, history, command), encoding="utf-8")
+    output.write_text(bench_report.render(figures, history, command, bench_release.release_lines(figures)),
+                      encoding="utf-8")
     log(f"rewrote {output} from its figures of {figures['date']}")
     return 0
 
@@ -564,6 +568,9 @@ def main() -> int:
                                               "over-limit case lasts more than a minute."}
         probes["§4-5"] = cpu_probe()
         figures["scale"], figures["noop"] = bench_scale(data, work, sizes["scale"], sizes["noop"], c)
+        probes["§6"] = cpu_probe()
+        figures["release"] = bench_release.bench_release(sys.modules[__name__], data, work, sizes, c,
+                                                         figures["rate"].get("ratio"))
         probes["end"] = cpu_probe()
         if a.scale_max and not a.quick:
             figures["scale"]["note"] = (f"Sizes above {a.scale_max:,} were left out (--scale-max), so this is not "
@@ -581,8 +588,8 @@ def main() -> int:
     if not a.quick:
         history = history + bench_report.history_lines(previous, figures, a.note)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(bench_report.render(figures, history, bench_report.command_line(sys.argv[1:])),
-                      encoding="utf-8")
+    output.write_text(bench_report.render(figures, history, bench_report.command_line(sys.argv[1:]),
+                                          bench_release.release_lines(figures)), encoding="utf-8")
     log(f"wrote {output} ({figures['total_s']:.0f} s)")
     return 0
 

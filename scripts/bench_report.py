@@ -263,7 +263,8 @@ def _rate_bound(client_ms: float, emulator_ms: float, cores: int) -> tuple[float
                (1000 * cores / (client_ms + emulator_ms), "the cores"))
 
 
-def render(figures: dict[str, Any], history: list[str], command: str) -> str:
+def render(figures: dict[str, Any], history: list[str], command: str, extra: list[str] | None = None) -> str:
+    """The whole BENCHMARKS.md; ``extra``: sections rendered elsewhere (bench_release), after section 5."""
     m, mode = figures["machine"], figures["mode"]
     v = m["versions"]
     lines = [
@@ -405,6 +406,7 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
                       f"{s['tmpfs_runs'][0]['items']:,} to {s['tmpfs_runs'][-1]['items']:,} items."]
     if s.get("note"):
         lines += ["", s["note"]]
+    lines += extra or []
     prof = figures.get("profile")
     if prof:
         lines += ["", "## Profile of the mirror", "",

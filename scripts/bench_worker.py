@@ -9,6 +9,9 @@ part, without interpreter start-up and imports) and writes one JSON object to ``
             hashing, no manifest
     sdk     the official SDK: ``iter_items`` then ``download_selection`` into a folder
     mirror  ``margen-mirror sync ... --json``: the CLI's own ``main`` in this process
+    bare-release  the ceiling of a release pull: ``GET /release``, then each part fetched (8 at once),
+            read with pyarrow and its images written to files (one folder per lineage) by 2 threads;
+            no verification, no hashing, no temp file and rename, no manifest
 
 The API key comes from ``MARGEN_API_KEY``, never from the command line.
 """
@@ -85,6 +88,50 @@ async def _bare(url: str, key: str, concurrency: int, page_size: int) -> dict:
     return totals
 
 
+async def _bare_release(url: str, key: str, dest: str, downloads: int = 8, writers: int = 2) -> dict:
+    import asyncio
+
+    import aiohttp
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folders: set[str] = set()
+
+    def write(data: bytes) -> tuple[int, int]:
+        table = pq.read_table(pa.BufferReader(data), columns=["id", "source_real_id", "image"])
+        written = size = 0
+        for item_id, lineage, image in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
+            folder = os.path.join(dest, lineage or "_none")
+            if folder not in folders:
+                os.makedirs(folder, exist_ok=True)
+                folders.add(folder)
+            with open(os.path.join(folder, f"{item_id}.jpg"), "wb") as fh:
+                fh.write(image)
+            written, size = written + 1, size + len(image)
+        return written, size
+
+    totals = {"items": 0, "bytes": 0, "parts": 0}
+    fetching, writing = asyncio.Semaphore(downloads), asyncio.Semaphore(writers)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/api/v1/data/release", params={"benchmark": FACES},
+                               headers={"Authorization": f"Bearer {key}"}) as resp:
+            release = await resp.json()
+        parts = [part["url"] for shard in release["shards"] for part in shard["parts"]]
+
+        async def one(part_url: str) -> None:
+            async with fetching:
+                async with session.get(part_url) as resp:
+                    data = await resp.read()
+            async with writing:
+                written, size = await asyncio.to_thread(write, data)
+            totals["items"] += written
+            totals["bytes"] += size
+            totals["parts"] += 1
+
+        await asyncio.gather(*(one(u) for u in parts))
+    return totals
+
+
 def _sdk(url: str, key: str, out_dir: str) -> dict:
     from margen import Margen
     from margen.ergonomics import download_selection, iter_items
@@ -109,11 +156,11 @@ def _mirror(argv: list[str]) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=("bare", "sdk", "mirror"))
+    p.add_argument("mode", choices=("bare", "sdk", "mirror", "bare-release"))
     p.add_argument("--url", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--dest", help="sdk: folder to save into")
+    p.add_argument("--dest", help="sdk, bare-release: folder to save into")
     p.add_argument("--profile", type=Path, help="write a cProfile of the measured part here")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -126,6 +173,12 @@ def main() -> int:
 
         import aiohttp  # noqa: F401
         run = lambda: asyncio.run(_bare(a.url, key, a.concurrency, 500))  # noqa: E731
+    elif a.mode == "bare-release":
+        import asyncio
+
+        from aiohttp import client as _client  # noqa: F401
+        from pyarrow import parquet as _parquet  # noqa: F401
+        run = lambda: asyncio.run(_bare_release(a.url, key, a.dest))  # noqa: E731
     elif a.mode == "sdk":
         import margen.ergonomics  # noqa: F401
         run = lambda: _sdk(a.url, key, a.dest)  # noqa: E731

@@ -18,7 +18,8 @@ sys.path.insert(0, str(SCRIPTS))
 import bench_report  # noqa: E402
 
 SECTIONS = ["## 1. Against the official SDK", "## 2. Against the transport ceiling",
-            "## 3. Against the key's rate limit", "## 4. Resume and no-op", "## 5. Scale", "## History"]
+            "## 3. Against the key's rate limit", "## 4. Resume and no-op", "## 5. Scale", "## 6. Bulk release",
+            "## History"]
 _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?( ms)?$")
 _WORDS = {"yes", "**no**", "n/a", "—", ""}
 
@@ -55,7 +56,8 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
     assert history == ["- 2020-01-01 `abc1234` an earlier full run: kept"]
     for key in ("sdk_0ms.speedup", "sdk_20ms.speedup", "ceiling.ratio", "ceiling.mirror_cpu_ms", "rate.ratio",
                 "rate.throttled", "noop.api_calls", "noop.rss_mb", "scale.max_rss_mb", "scale.max_cpu_ms",
-                "scale.rss_growth", "scale.cpu_growth"):
+                "scale.rss_growth", "scale.cpu_growth", "release.ratio", "release.mirror_cpu_ms",
+                "release.rss_growth"):
         value = bench_report.get(figures, key)
         assert isinstance(value, int | float) and value >= 0, (key, value)
     assert figures["noop"]["status"] == "up-to-date"
@@ -77,7 +79,10 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
         assert [r["items"] for r in figures["scale"]["tmpfs_runs"]] == [runs[0]["items"], runs[-1]["items"]]
         assert "again with DEST on tmpfs" in text and "On tmpfs, CPU per image ×" in text
     probes = figures["cpu_probe_ms"]
-    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "end"}
+    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "§6", "end"}
+    release = figures["release"]
+    assert [w["rate"] for w in release["ways"]] == [60, 600] and all(w["release_s"] > 0 for w in release["ways"])
+    assert [r["items"] for r in release["rss"]] == figures["sizes"]["release_rss"]
     assert all(isinstance(ms, float) and ms > 0 for ms in probes.values())
     probe_line = next(line for line in text.splitlines() if line.startswith("- CPU probe"))
     assert all(f"{where} " in probe_line for where in probes)
