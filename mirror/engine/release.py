@@ -121,7 +121,8 @@ class ReleaseRun:
     timeouts: Timeouts
     retries: Retries
     max_credits: int | None
-    progress: Any = None
+    progress: Any = None                               # (images, bytes) placed, as a walk reports them
+    on_total: Any = None                               # told how many images a purchase should place
     seen: SeenIds = field(default_factory=SeenIds)     # ids this run gave a row, whichever purchase
 
     async def finish_purchases(self) -> bool:
@@ -217,6 +218,8 @@ class ReleaseRun:
             self.report.charged += bought.credits_required   # 0, unless the account lost what it owned
         self.report.release = self.report.release or spec["release"]
         mirrored = self.report.mirrored
+        if self.on_total is not None and bought.item_count is not None:
+            self.on_total(max(0, bought.item_count - int(spec.get("here_before") or 0)))
         answer = self.journal.purchases[purchase.key].answer or {}
         parts = PartsRun(layout=self.layout, pool=self.client.pool, journal=self.journal, index=self.index,
                          report=self.report, timeouts=self.timeouts, retries=self.retries, key=purchase.key,

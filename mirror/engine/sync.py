@@ -129,7 +129,7 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
                 try:
                     releases = ReleaseRun(client=client, layout=layout, index=index, journal=journal, states=states,
                                           report=report, limits=job.limits, timeouts=timeouts, retries=retries,
-                                          max_credits=job.max_credits, progress=progress)
+                                          max_credits=job.max_credits, progress=progress, on_total=on_total)
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
                                 timeouts, retries, resolving, early, releases, source, release)
                 finally:
