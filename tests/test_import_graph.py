@@ -17,11 +17,7 @@ ROOT = Path(mirror.__file__).resolve().parent
 
 # Circles known today outside mirror/detectors/, left to the refactoring that owns them (issue 22).
 # Each entry is the sorted set of modules of one strongly connected component. Keep it empty if you can.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # base.load_detector imports the adapters, which import base (issue 22 item 7 removes it).
-    frozenset({"mirror.detectors.base", "mirror.detectors.deepfake_detection", "mirror.detectors.http",
-               "mirror.detectors.local", "mirror.detectors.synthetiq"}),
-]
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 
 def _module_names() -> dict[str, Path]:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from mirror.config import Retries, Timeouts
 from mirror.detectors.deepfake_detection import DeepfakeDetectionDetector, list_detects, parse_item
+from mirror.detectors.options import DeepfakeDetectionOptions, Pacing
 from mirror.store import Layout, destination_error
 
 __all__ = ["HISTORY_SCHEMA", "import_history", "history_path"]
@@ -46,13 +47,19 @@ def history_path(dest: Path | str) -> Path:
     return Layout(Path(dest)).dest / "detections" / "deepfake-detection" / "detects.parquet"
 
 
-async def import_history(dest: Path | str, *, rate_limit: float = 60.0, timeouts: Timeouts = Timeouts(),
-                         retries: Retries = Retries(), page_size: int = 1000) -> int:
-    """Mirror every detection of the account into ``history_path(dest)``; returns the row count."""
+async def import_history(dest: Path | str, *, options: DeepfakeDetectionOptions | None = None,
+                         rate_limit: float = 60.0, timeouts: Timeouts = Timeouts(), retries: Retries = Retries(),
+                         page_size: int = 1000) -> int:
+    """Mirror every detection of the account into ``history_path(dest)``; returns the row count.
+
+    ``options`` names the account (default: from the environment); only its URL and token are used,
+    and the credentials are read before ``dest`` is touched.
+    """
+    options = options if options is not None else DeepfakeDetectionOptions.from_env()
+    det = DeepfakeDetectionDetector.open(options, Pacing(rate_limit=rate_limit, timeouts=timeouts, retries=retries))
     layout = Layout.prepare(dest)
-    det = DeepfakeDetectionDetector.from_env({"rate_limit": rate_limit, "timeouts": timeouts, "retries": retries})
     rows: list[dict[str, Any]] = []
-    async with det:
+    async with det.http:            # the listing needs no callback listener
         async for item in list_detects(det.http, page_size=page_size):
             if isinstance(item.get("uuid"), str):
                 rows.append(_row(item))

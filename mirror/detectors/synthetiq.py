@@ -24,7 +24,6 @@ from typing import Any
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
-from mirror.config import Retries, Timeouts
 from mirror.detectors.base import (
     DetectorFailed,
     Media,
@@ -33,10 +32,10 @@ from mirror.detectors.base import (
     SubmissionUnknown,
     Verdict,
     as_float,
-    env_credentials,
     sniff_format,
 )
 from mirror.detectors.http import DetectorHttp
+from mirror.detectors.options import Pacing, SynthetiqOptions
 
 __all__ = ["SynthetiqDetector", "parse_values", "IMAGE_LIMITS"]
 
@@ -67,15 +66,14 @@ class SynthetiqDetector:
         self.deadline = deadline
 
     @classmethod
-    def from_env(cls, options: dict[str, Any]) -> SynthetiqDetector:
-        token, url = env_credentials("SYNTHETIQ_API_TOKEN", "SYNTHETIQ_URL")
-        http = DetectorHttp(url, token, {"Api-Token": token.reveal(), "accept": "application/json"},
-                            rate_limit=float(options.get("rate_limit", 60.0)),
-                            timeouts=options.get("timeouts", Timeouts()), retries=options.get("retries", Retries()),
-                            connections=int(options.get("concurrency", 8)) + 2)
-        return cls(http, pad=bool(options.get("pad")), processed_movie=bool(options.get("processed_movie")),
-                   poll_interval=float(options.get("poll_interval", 1.0)),
-                   deadline=float(options.get("deadline", 600.0)))
+    def open(cls, options: SynthetiqOptions, pacing: Pacing) -> SynthetiqDetector:
+        """The adapter for ``options``, its requests paced by ``pacing``."""
+        http = DetectorHttp(options.url, options.token, {"Api-Token": options.token.reveal(),
+                                                         "accept": "application/json"},
+                            rate_limit=pacing.rate_limit, timeouts=pacing.timeouts, retries=pacing.retries,
+                            connections=pacing.concurrency + 2)
+        return cls(http, pad=options.pad, processed_movie=options.processed_movie,
+                   poll_interval=options.poll_interval, deadline=options.deadline)
 
     async def __aenter__(self) -> SynthetiqDetector:
         await self.http.__aenter__()
