@@ -70,6 +70,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
                 cells += [("", "")] * 4 if s is None else [(_num(s["mean"], 3), _ci(s["mean_ci"])),
                                                            (_num(s["median"]), ""), (str(s["n"]), ""),
                                                            (str(s["flips"]), "")]
+            rows.append((p, cells))
         out.append(Table(f"collapse_{kind}", f"Paired collapse per lineage, {what}", "perturbation",
                          ("mean Δ", "median Δ", "pairs", "flips@0.5"), names, rows))
     rows = []
@@ -100,7 +101,8 @@ def tables(doc: dict[str, Any]) -> list[Table]:
 
 def _md_table(t: Table) -> list[str]:
     head = [t.first] + [f"{d} {c}" if len(t.detectors) > 1 else c for d in t.detectors for c in t.columns]
-    lines = [f"### {t.title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f'<a id="{t.key}"></a>', "", f"### {t.title}", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
     for label, cells in t.rows:
         text = [f"{v} {s}".strip().replace("|", "\\|") for v, s in cells]
         lines.append("| " + " | ".join([label.replace("|", "\\|")] + text) + " |")
