@@ -50,9 +50,10 @@ def _sk(pairs: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
     if 0 < y.sum() < len(y):
         fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
         out |= {"auc": roc_auc_score(y, p), "ap": average_precision_score(y, p),
-                "eer": fpr[np.nanargmin(np.abs((1 - tpr) - fpr))]}
+                "eer": fpr[np.nanargmin(np.abs((1 - tpr) - fpr))], "tpr_at_fpr_1": tpr[fpr <= 0.01 + 1e-12].max(),
+                "tpr_at_fpr_5": tpr[fpr <= 0.05 + 1e-12].max(), "fpr_at_tpr_95": fpr[tpr >= 0.95 - 1e-12].min()}
     else:
-        out |= {"auc": None, "ap": None, "eer": None}
+        out |= dict.fromkeys(("auc", "ap", "eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "fpr_at_tpr_95"))
     return out
 
 
