@@ -144,7 +144,7 @@ def test_report_files_are_deterministic_round_trip_and_self_contained(report: Pa
     md = (report / "report.md").read_text()
     for sentence in (r["headline"]["sentence"] for r in doc["results"].values()):
         assert sentence in md and sentence.replace("→", "&rarr;") in html.replace("→", "&rarr;")
-    assert "| perturbation | alpha n fake/real | alpha AUC |" in md and "beta AUC" in md
+    assert "| perturbation | alpha n f/r | alpha AUC | alpha TPR@1%FPR | alpha FPR@95%TPR | beta n f/r |" in md
 
 
 def test_single_detector_and_errors(synthetic_dest: Path, tmp_path: Path) -> None:
