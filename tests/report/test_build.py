@@ -167,3 +167,36 @@ def test_cli_verb_prints_json(synthetic_dest: Path, capsys: pytest.CaptureFixtur
     out = json.loads(capsys.readouterr().out)
     assert out["report"] == str(synthetic_dest / "reports" / "cli")
     assert out["headlines"]["alpha"].startswith("alpha loses most under")
+
+
+def test_threshold_drift_and_heatmap_match_direct_computation(doc: dict[str, Any], synthetic_dest: Path) -> None:
+    pairs = _usable(synthetic_dest, "alpha")
+    cal = doc["results"]["alpha"]["calibration"]
+    clean = [(i["kind"] == "fake", p) for i, p in pairs if i["perturbation"] == "clean"]
+    reals = [p for fake, p in clean if not fake]
+    t = min(s for _, s in clean if sum(r > s for r in reals) <= 0.01 * len(reals))
+    assert cal["clean_threshold"] == t
+    for pert in ("clean", "jpeg_q30", "blur_2", "fb_pipeline"):
+        group = [(i["kind"] == "fake", p) for i, p in pairs if i["perturbation"] == pert]
+        got = cal["by_perturbation"][pert]
+        assert got["fp"] == sum(p > t for fake, p in group if not fake)
+        assert got["tp"] == sum(p > t for fake, p in group if fake)
+        assert got["fpr"] == pytest.approx(got["fp"] / sum(not fake for fake, _ in group))
+        for gen in ("stylegan2", "sdxl-1.0"):
+            cell = [(i, p) for i, p in pairs if i["perturbation"] == pert and (i["generator"] == gen or
+                                                                              i["kind"] == "real")]
+            assert doc["results"]["alpha"]["heatmap"][gen][pert]["auc"] == pytest.approx(_sk(cell)["auc"])
+
+
+def test_paired_comparison_uses_the_items_both_detectors_scored(doc: dict[str, Any], synthetic_dest: Path) -> None:
+    alpha = {i["id"]: (i, p) for i, p in _usable(synthetic_dest, "alpha")}
+    beta = {i["id"]: (i, p) for i, p in _usable(synthetic_dest, "beta")}
+    shared = sorted(set(alpha) & set(beta))
+    [pair] = doc["comparisons"]
+    assert (pair["a"], pair["b"], pair["items"]) == ("alpha", "beta", len(shared))
+    y = [alpha[k][0]["kind"] == "fake" for k in shared]
+    whole = pair["conditions"]["all"]
+    assert whole["auc_a"] == pytest.approx(roc_auc_score(y, [alpha[k][1] for k in shared]))
+    assert whole["auc_b"] == pytest.approx(roc_auc_score(y, [beta[k][1] for k in shared]))
+    assert whole["ci"][0] < whole["diff"] < whole["ci"][1] and 0 <= whole["p"] <= whole["p_holm"] <= 1
+    assert set(pair["conditions"]) == {"all", "clean", "jpeg_q30", "blur_2", "fb_pipeline"}
