@@ -15,7 +15,7 @@ from mirror.report.names import display_names
 from mirror.report.tables import Table, ci_text, tables
 from mirror.report.webpage import CSS, gallery_html, heat_colour
 
-__all__ = ["SECTIONS", "method_notes", "render_markdown", "render_html"]
+__all__ = ["SECTIONS", "method_notes", "headlines", "render_markdown", "render_html"]
 
 # (anchor, title, figures before the tables, intro); the tables of a section are tables(doc)[anchor]
 SECTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
@@ -73,6 +73,20 @@ def method_notes(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def headlines(doc: dict[str, Any]) -> list[str]:
+    """Each detector's headline sentence, naming it by its short display name."""
+    names = display_names(doc["detectors"])
+    out = []
+    for name, r in doc["results"].items():
+        sentence = r["headline"]["sentence"]
+        out.append(names[name] + sentence[len(name):] if sentence.startswith(name) else sentence)
+    return out
+
+
 def _verdicts(doc: dict[str, Any]) -> list[str]:
     names = display_names(doc["detectors"])
     out = []
@@ -85,7 +99,7 @@ def _verdicts(doc: dict[str, Any]) -> list[str]:
         verdict = (f"{better} is better" if c["p_holm"] is not None and c["p_holm"] < 0.05
                    else "no significant difference")
         out.append(f"{a} vs {b} on all {p['items']} shared items: ΔAUC {c['diff']:+.3f} {ci_text(c['ci'], 3)}, "
-                   f"p {c['p']:.3g} (Holm {c['p_holm']:.3g}): {verdict}.")
+                   f"p {_p(c['p'])} (Holm {_p(c['p_holm'])}): {verdict}.")
     return out
 
 
@@ -132,8 +146,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         if key == "summary":
             table = _md_table(by_section[key][0])
             lines += table[:2] + table[4:]
-            lines += [f"- {r['headline']['sentence']}" for r in doc["results"].values()]
-            lines += [f"- {v}" for v in _verdicts(doc)] + [""]
+            lines += ["Where each detector loses most:", ""] + [f"- {h}" for h in headlines(doc)] + [""]
+            if doc["comparisons"]:
+                lines += ["Is one better? (DeLong, all shared items):", ""] + [f"- {v}" for v in _verdicts(doc)]
+            lines.append("")
             continue
         if key == "failures":
             lines += _md_gallery(doc)
@@ -177,10 +193,13 @@ def _html_table(t: Table, heading: str | None = "h3") -> str:
 def _summary_html(doc: dict[str, Any], summary: Table) -> str:
     e = html.escape
     toc = "".join(f'<li><a href="#{key}">{e(title)}</a></li>' for key, title, _, _ in SECTIONS[1:])
-    bullets = "".join(f"<li>{e(r['headline']['sentence'])}</li>" for r in doc["results"].values())
-    verdicts = "".join(f"<li>{e(v)}</li>" for v in _verdicts(doc))
+    bullets = "<b>Where each detector loses most</b><ul>" + "".join(f"<li>{e(h)}</li>" for h in headlines(doc))
+    if doc["comparisons"]:
+        bullets += "</ul><b>Is one better? (DeLong, all shared items)</b><ul>" + "".join(
+            f"<li>{e(v)}</li>" for v in _verdicts(doc))
+    bullets += "</ul>"
     return (f'<div class="top"><div class="sum">{_html_table(summary, None)}'
-            f'<ul class="headline">{bullets}{verdicts}</ul></div>'
+            f'<div class="headline">{bullets}</div></div>'
             f'<nav class="toc"><b>Contents</b><ol>{toc}</ol></nav></div>')
 
 

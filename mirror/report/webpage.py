@@ -25,8 +25,8 @@ th{background:#f2f4f8}td:first-child,th:first-child{text-align:left}th.det{backg
 tr:nth-child(even) td{background:#fafbfc}img{max-width:100%;display:block;margin:8px 0}
 .top{display:flex;gap:24px;align-items:flex-start}.sum{flex:1;min-width:0}
 .sum table{font-size:13px}.sum td{white-space:normal}
-.headline{background:#fff6e5;border-left:4px solid #e8a33d;padding:8px 14px 8px 28px;margin:4px 0}
-.headline li{margin:3px 0}
+.headline{background:#fff6e5;border-left:4px solid #e8a33d;padding:8px 14px;margin:4px 0}
+.headline ul{margin:2px 0 6px;padding-left:20px}.headline li{margin:2px 0}
 .toc{flex:0 0 230px;background:#f5f7fa;border:1px solid #dfe3ea;padding:8px 12px;font-size:13px}
 .toc ol{margin:6px 0 0;padding-left:20px}.toc li{margin:2px 0}a{color:#2456a6}
 .maps{display:flex;flex-wrap:wrap;gap:10px 22px}.maps table{font-size:11.5px}

@@ -142,8 +142,9 @@ def test_report_files_are_deterministic_round_trip_and_self_contained(report: Pa
     assert "url(" not in html and "@import" not in html and "<script" not in html
     assert html.count('src="data:image/png;base64,') == 7
     md = (report / "report.md").read_text()
-    for sentence in (r["headline"]["sentence"] for r in doc["results"].values()):
+    for sentence in (r["headline"]["sentence"] for r in doc["results"].values()):   # names are short already
         assert sentence in md and sentence.replace("→", "&rarr;") in html.replace("→", "&rarr;")
+    assert "Where each detector loses most" in md and "Is one better? (DeLong" in html
     assert "| perturbation | alpha n f/r | alpha AUC | alpha TPR@1%FPR | alpha FPR@95%TPR | beta n f/r |" in md
 
 

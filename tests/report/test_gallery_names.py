@@ -55,3 +55,12 @@ def test_display_names_are_short_and_unique() -> None:
         "mirror.detectors.reference.spectral_peakiness": "spectral_peakiness", "synthetiq": "synthetiq"}
     assert display_names(["a.b.x", "c.d.x", "y"]) == {"a.b.x": "b.x", "c.d.x": "d.x", "y": "y"}
     assert display_names(["x", "a.x"]) == {"x": "x", "a.x": "a.x"}
+
+
+def test_headlines_name_detectors_by_their_short_name() -> None:
+    from mirror.report.render import headlines
+    doc = {"detectors": ["pkg.mod.long_detector", "b"], "results": {
+        "pkg.mod.long_detector": {"headline": {"sentence": "pkg.mod.long_detector loses most under blur_4: AUC…"}},
+        "b": {"headline": {"sentence": "b holds up: no perturbation lowers AUC below clean (0.9)."}}}}
+    assert headlines(doc) == ["long_detector loses most under blur_4: AUC…",
+                              "b holds up: no perturbation lowers AUC below clean (0.9)."]
