@@ -133,7 +133,7 @@ def _split_histograms(ax: Any, data: Scored, threshold: float | None, title: str
     if threshold is not None:
         ax.axvline(threshold, color="0.2", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(conditions)), conditions, fontsize=8)
-    ax.set(xlim=(0, 1), ylim=(len(conditions) - 0.5, -0.5), xlabel="P(fake)")
+    ax.set(xlim=(0, 1), ylim=(max(len(conditions), 1) - 0.5, -0.5), xlabel="P(fake)")
     ax.set_title(title, fontsize=10)
 
 
@@ -146,14 +146,16 @@ def calibration_figure(scored: dict[str, Scored], results: dict[str, Any], short
         cal = results[name]["calibration"]["reliability"]
         bins = [b for b in cal["bins"] if b["n"]]
         rel.plot([b["mean_p"] for b in bins], [b["frac_fake"] for b in bins], marker="o", markersize=3,
-                 label=f"{short[name]} (ECE {cal['ece']:.3f})")
+                 label=f"{short[name]} (ECE {'–' if cal['ece'] is None else format(cal['ece'], '.3f')})")
     rel.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean P(fake) in bin", ylabel="fraction of fakes in bin")
     rel.set_title("Reliability", fontsize=10)
     rel.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    legend = False
     for ax, (name, data) in zip(axes[1:], scored.items(), strict=True):
         t = results[name]["calibration"]["clean_threshold"]
         _split_histograms(ax, data, t, f"{short[name]}: P(fake) per condition")
-        if ax is axes[1]:
+        if not legend and len(ax.get_legend_handles_labels()[0]) == 2:   # once, where both classes are drawn
+            legend = True
             ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, frameon=False)
     return _data_uri(fig)
 

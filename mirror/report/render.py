@@ -73,6 +73,12 @@ def method_notes(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _intro(doc: dict[str, Any], key: str, intro: str) -> str:
+    if key == "paired" and not doc["comparisons"]:
+        return "One detector in this report: nothing to compare. Name several with --detector to test them."
+    return intro
+
+
 def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
@@ -142,6 +148,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
              + ", ".join(f"`{d}`" for d in doc["detectors"]) + ". Figures: see `report.html` in this folder.", "",
              "Contents: " + " · ".join(f"[{title}](#{key})" for key, title, _, _ in SECTIONS), ""]
     for key, title, _, intro in SECTIONS:
+        intro = _intro(doc, key, intro)
         lines += [f'<a id="{key}"></a>', "", f"## {title}", ""] + ([intro, ""] if intro else [])
         if key == "summary":
             table = _md_table(by_section[key][0])
@@ -216,6 +223,7 @@ def render_html(doc: dict[str, Any], figures: dict[str, str], thumbs: dict[str, 
         if key == "summary":
             body.append(_summary_html(doc, by_section["summary"][0]) + "</section>")
             continue
+        intro = _intro(doc, key, intro)
         if intro:
             body.append(f'<p class="meta">{e(intro)}</p>')
         body += [f'<img alt="{e(f)} figure" src="{figures[f]}">' for f in figs if f in figures]

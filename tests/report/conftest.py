@@ -121,3 +121,17 @@ def three_detector_dest(tmp_path_factory: pytest.TempPathFactory, synthetic_dest
     rows = [_score_row(LONG_NAME, i["id"], i["sha256"], _p(rng, i, 2.2), later) for i in _items()]
     _write(dest / "scores" / LONG_NAME / "part-1.parquet", rows, SCORES_SCHEMA)
     return dest
+
+
+@pytest.fixture(scope="session")
+def degenerate_dest(tmp_path_factory: pytest.TempPathFactory, synthetic_dest: Path) -> Path:
+    """The synthetic DEST plus detector ``dead`` (every verdict an error) and ``fakes`` (only perturbed fakes)."""
+    dest = tmp_path_factory.mktemp("report-degenerate") / "dest"
+    shutil.copytree(synthetic_dest, dest, ignore=shutil.ignore_patterns("reports"))
+    later = T0 + timedelta(days=3)
+    _write(dest / "scores" / "dead" / "p.parquet", [_score_row("dead", i["id"], i["sha256"], None, later, "error")
+                                                    for i in _items()], SCORES_SCHEMA)
+    _write(dest / "scores" / "fakes" / "p.parquet", [_score_row("fakes", i["id"], i["sha256"], 0.7, later)
+                                                     for i in _items() if i["kind"] == "fake"
+                                                     and i["perturbation"] != "clean"], SCORES_SCHEMA)
+    return dest

@@ -152,6 +152,7 @@ def test_single_detector_and_errors(synthetic_dest: Path, tmp_path: Path) -> Non
     folder = build_report(synthetic_dest, ["beta"], resamples=RESAMPLES)
     assert folder == synthetic_dest / "reports" / "beta"
     assert list(json.loads((folder / "metrics.json").read_text())["results"]) == ["beta"]
+    assert "nothing to compare" in (folder / "report.html").read_text()
     with pytest.raises(UsageError, match="no detector scores"):
         build_report(tmp_path)
     with pytest.raises(UsageError, match="no scores for detector gamma"):
@@ -201,3 +202,16 @@ def test_paired_comparison_uses_the_items_both_detectors_scored(doc: dict[str, A
     assert whole["auc_b"] == pytest.approx(roc_auc_score(y, [beta[k][1] for k in shared]))
     assert whole["ci"][0] < whole["diff"] < whole["ci"][1] and 0 <= whole["p"] <= whole["p_holm"] <= 1
     assert set(pair["conditions"]) == {"all", "clean", "jpeg_q30", "blur_2", "fb_pipeline"}
+
+
+def test_degenerate_detectors_still_give_a_report(degenerate_dest: Path) -> None:
+    """A detector with no usable verdict, and one that scored only perturbed fakes (no clean, no reals)."""
+    for detectors in (["dead"], ["fakes"], ["dead", "fakes", "alpha"]):
+        folder = build_report(degenerate_dest, detectors, resamples=20)
+        doc = json.loads((folder / "metrics.json").read_text())
+        for name in detectors:
+            cal = doc["results"][name]["calibration"]
+            assert name == "alpha" or cal["clean_threshold"] is None
+            assert name != "dead" or cal["reliability"]["ece"] is None
+        assert "Detector report" in (folder / "report.html").read_text()
+        assert "| detector |" in (folder / "report.md").read_text()
