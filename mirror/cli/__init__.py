@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     p = sub.add_parser("demo", help="start the embedded emulator and mirror a sample into ./margen-demo")
     p.add_argument("--dest", default="margen-demo")
-    p.add_argument("--items", type=int, default=600, help="corpus size of the embedded emulator")
+    p.add_argument("--items", type=int, default=1500,
+                   help="corpus size of the embedded emulator (the default has reals and fakes in every "
+                        "skin tone × gender cell)")
     p.add_argument("--detectors", action="store_true", help="go on through the whole loop: score with both detector "
                                                             "emulators and a local detector, then build the report")
     p.add_argument("-q", "--quiet", action="store_true")
