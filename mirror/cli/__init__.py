@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from mirror.cli.signals import sigterm_as_ctrl_c
 from mirror.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MirrorError
 
 # Arrow's default allocator (mimalloc) keeps freed pages for reuse, so a long sync's peak stays
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="what a sync would cost, before spending anything")
     _add_common(p)
     _add_selection(p, dest_required=False)
+    p.add_argument("--rate-limit", type=float, metavar="N",
+                   help="API requests per minute the sync would run at (default 60; set when the key is created)")
     p = sub.add_parser("sync", help="mirror a selection (resumable; never pays twice)")
     _add_common(p)
     _add_selection(p, dest_required=True)
@@ -70,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "(default 30 for the API, 60 for storage)")
     p.add_argument("--retries", type=int, metavar="N", help="attempts per request before an item counts as failed "
                                                             "(default 6)")
+    p.add_argument("--stats", metavar="DURATION", help="a status line every DURATION, e.g. 30s, 5m (0: none; "
+                                                       "default 1m when stderr is not a terminal, none with -q)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every item's events to stderr (never the key)")
+    p.add_argument("--log-file", metavar="FILE", help="append every item's events to FILE (never the key)")
     for verb, text in (("status", "what a destination holds, per cell and perturbation"),
                        ("compact", "merge the manifest's parts into one file")):
         p = sub.add_parser(verb, help=text)
@@ -125,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mirror.emulator.detectors import main as detector_main
         return detector_main(args_list[1:])
     _tune_gc()
+    sigterm_as_ctrl_c()             # systemd, docker and timeout stop a run the way Ctrl-C does: exit 130
     parser = build_parser()
     args, extra = parser.parse_known_args(args_list)
     # KEY=V filters may follow flags too (argparse cannot intermix a "*" positional with options).

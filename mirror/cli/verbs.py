@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from mirror.api.client import MargenClient
-from mirror.cli.output import Progress, emit, say
+from mirror.cli.output import Progress, configure_logging, emit, say, stats_interval
+from mirror.cli.signals import stopped_by_signals
 from mirror.config import Limits, Retries, Timeouts, load_api_key, resolve_base_url
 from mirror.engine.status import read_status
 from mirror.engine.sync import run_plan, run_repair, run_sync
@@ -110,14 +111,17 @@ def _sync(args: argparse.Namespace) -> int:
         return _plan(args)
     job = job_from_args(args, need_dest=True)
     key = load_api_key(args.api_key_file)
-    progress = Progress(enabled=not (args.quiet or args.json))
+    stats = stats_interval(args.stats, quiet=args.quiet or args.json)
     retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
     timeouts = Timeouts() if args.timeout is None else Timeouts(api=args.timeout, storage=args.timeout,
                                                                  connect=min(args.timeout, Timeouts.connect))
-    try:
-        report = asyncio.run(run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
-                                      progress=progress.advance, on_total=progress.set_total,
-                                      retries=retries, timeouts=timeouts))
+    base_url = resolve_base_url(args.base_url)
+    configure_logging(verbose=args.verbose, log_file=args.log_file)
+    progress = Progress(enabled=not (args.quiet or args.json or args.verbose), stats=stats)
+    try:               # SIGINT and SIGTERM stop it the same way: it flushes and reports (exit 130)
+        report = asyncio.run(stopped_by_signals(lambda stop: run_sync(
+            job, api_key=key, base_url=base_url, progress=progress.advance, on_total=progress.set_total,
+            retries=retries, timeouts=timeouts, stop=stop)))
     finally:
         progress.close()
     if args.json:

@@ -38,6 +38,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import logging
 import os
 import time
 import uuid
@@ -59,6 +60,7 @@ _MOST = 0.5               # share of slow files that moves placement to a thread
 
 _HEADER_SCAN = 64 * 1024
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}     # start-of-frame markers (DHT, JPG, DAC excluded)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class Placer:
 
     async def place(self, relpath: str, body: Body) -> StoredFile:
         """Verify ``body`` and put it at ``relpath``; raises IntegrityError or OSError for this item only."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("fetched %s: %d bytes", relpath, body.size)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoredFile] = loop.create_future()
         if self.on_loop and body.spill is None and body.size <= INLINE_BYTES:
