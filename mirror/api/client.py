@@ -20,7 +20,7 @@ from yarl import URL
 
 from mirror.api.deadlines import TimedSession
 from mirror.api.models import Benchmark, Catalog, Download, Page, Usage
-from mirror.api.retry import Retry, Throttled, attempt_loop
+from mirror.api.retry import Contact, Retry, Throttled, attempt_loop
 from mirror.config import ApiKey, Retries, Timeouts
 from mirror.errors import RateLimited, RedirectRefused, ServerError, TransportError, api_error_from_body
 from mirror.ratelimit import RateLimiter
@@ -47,6 +47,7 @@ class MargenClient:
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._http = TimedSession()       # the session and the watchdog of its deadlines
+        self._contact = Contact(self.base_url, "check --base-url (or MARGEN_BASE_URL)")
 
     async def __aenter__(self) -> MargenClient:
         self._session = await self._http.open(
@@ -120,7 +121,7 @@ class MargenClient:
         url = URL(self._api_root + path, encoded=True)
         return await attempt_loop(lambda: self._attempt(url, params, headers), self.retries, what=path,
                                   limiter=self.limiter, deadlines=self._http.deadlines, seconds=self.timeouts.api,
-                                  redact=self._key.redact)
+                                  contact=self._contact, redact=self._key.redact)
 
     async def _attempt(self, url: URL, params: dict[str, str] | None, headers: dict[str, str] | None) -> Any:
         """One request, its answer sorted for ``attempt_loop``: the body of a 200, else an error."""

@@ -29,7 +29,7 @@ class SelectionStates:
         self.path = path
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):      # none yet (or no DEST yet): no record
             raw = {}
         self._records: dict[str, SelectionRecord] = {}
         for key, rec in raw.items() if isinstance(raw, dict) else ():

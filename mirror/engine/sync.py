@@ -97,25 +97,28 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
                    retries: Retries = Retries()) -> SyncReport:
     """Mirror ``job.selection`` into ``job.dest``; see ``mirror.sync`` for the public face.
 
-    Once DEST is open, ``/catalog`` and (on a first walk) the first page are asked for together;
-    the walk waits for ``/catalog`` to accept the selection before anything is reserved.
+    ``/catalog`` and (on a first walk) the first page are asked for together; DEST is created and
+    opened only once ``/catalog`` has accepted the selection, so a server that is not there, a bad
+    key or a bad filter leaves nothing behind, and nothing is reserved before.
     """
     started = time.monotonic()
     report = SyncReport(selection=job.selection.describe(), dest=str(job.dest))
-    async with _open_dest(job.dest) as (layout, index, journal):
-        states = SelectionStates(layout.state / "selections.json")
-        try:
-            async with _client(job, api_key, base_url, timeouts, retries) as client, \
-                    _alongside(resolve_selection(client, job.selection)) as resolving, \
-                    _alongside(_first_page_early(client, job.selection, states)) as early:
-                try:
+    seen = SelectionStates(Layout(job.dest).state / "selections.json")     # read only: DEST may not exist
+    try:
+        async with _client(job, api_key, base_url, timeouts, retries) as client, \
+                _alongside(resolve_selection(client, job.selection)) as resolving, \
+                _alongside(_first_page_early(client, job.selection, seen)) as early:
+            try:
+                await resolving         # a server that is not there, or refuses the selection: no DEST
+                async with _open_dest(job.dest) as (layout, index, journal):
+                    states = SelectionStates(layout.state / "selections.json")
                     await _sync(job, client, layout, index, journal, states, report, progress, on_total,
                                 timeouts, retries, resolving, early)
-                finally:
-                    report.api_calls = client.api_calls
-                    report.throttled = client.limiter.throttled
-        finally:
-            report.elapsed_s = round(time.monotonic() - started, 3)
+            finally:
+                report.api_calls = client.api_calls
+                report.throttled = client.limiter.throttled
+    finally:
+        report.elapsed_s = round(time.monotonic() - started, 3)
     return report
 
 

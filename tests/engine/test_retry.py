@@ -2,17 +2,18 @@
 
 The attempts here are plain coroutines that end the way an HTTP answer would be sorted; the HTTP
 callers themselves are tested against the emulators (test_fault_tolerance, test_deadlines,
-the detector tests).
+test_unreachable, the detector tests).
 """
 
 from __future__ import annotations
 
 import random
+import socket
 
 import aiohttp
 import pytest
 
-from mirror.api.retry import Retry, Throttled, attempt_loop, retry_after
+from mirror.api.retry import Contact, Retry, Throttled, attempt_loop, retry_after
 from mirror.config import Retries
 from mirror.errors import TransportError
 
@@ -94,3 +95,20 @@ def test_retry_after_reads_seconds_and_ignores_the_rest():
     assert retry_after("3") == 3.0 and retry_after("0.5") == 0.5 and retry_after("-2") == 0.0
     assert retry_after(None) is None and retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
 
+
+async def test_a_host_name_that_does_not_exist_is_one_line_at_first_contact():
+    try:
+        socket.getaddrinfo("margen-mirror-test.invalid", 80)
+    except socket.gaierror as exc:
+        if exc.errno != socket.EAI_NONAME:
+            pytest.skip(f"this machine's resolver cannot say a name does not exist ({exc})")
+    else:
+        pytest.skip("this machine's resolver answers for .invalid names")
+    contact = Contact("http://margen-mirror-test.invalid", "check --base-url")
+    async with aiohttp.ClientSession() as session:
+        async def attempt() -> None:
+            async with session.get("http://margen-mirror-test.invalid/"):
+                pass
+        with pytest.raises(TransportError) as failed:
+            await attempt_loop(attempt, FAST, what="/benchmarks", contact=contact)
+    assert str(failed.value) == "cannot reach http://margen-mirror-test.invalid: no such host; check --base-url"
