@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mirror.detectors.scores import detector_folder
 from mirror.errors import LockHeldError
-from mirror.store import Layout, destination_error
+from mirror.store import Layout, destination_error, write_atomic
 from mirror.store.records import replay_records
 
 __all__ = ["Ledger", "Entry"]
@@ -81,15 +81,12 @@ class Ledger:
 
     def _rewrite(self) -> None:
         """One or two lines per entry: the file stays proportional to what was ever submitted."""
-        tmp = self.path.with_suffix(".rewrite")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for sha, entry in self.entries.items():
-                fh.write(json.dumps({"op": "submit", "sha": sha, "id": entry.item_id}) + "\n")
-                if entry.job is not None:
-                    fh.write(json.dumps({"op": "job", "sha": sha, "job": entry.job}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        lines = []
+        for sha, entry in self.entries.items():
+            lines.append(json.dumps({"op": "submit", "sha": sha, "id": entry.item_id}))
+            if entry.job is not None:
+                lines.append(json.dumps({"op": "job", "sha": sha, "job": entry.job}))
+        write_atomic(self.path, "".join(line + "\n" for line in lines), temp=self.path.with_suffix(".rewrite"))
 
 
 def _replay(path: Path) -> dict[str, Entry]:

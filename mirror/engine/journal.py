@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror.store.atomic import write_atomic
 from mirror.store.layout import destination_error
 from mirror.store.records import replay_records
 
@@ -129,20 +130,12 @@ class Journal:
 
     def _rewrite(self) -> None:
         """Leave a journal holding only what is still pending (atomic replace)."""
-        tmp = self.path.with_suffix(".rewrite")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for entry in self.pending.values():
-                    fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark,
-                                         "k": entry.token}) + "\n")
-                    if entry.charged is not None:
-                        fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        lines = []
+        for entry in self.pending.values():
+            lines.append(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark, "k": entry.token}))
+            if entry.charged is not None:
+                lines.append(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}))
+        write_atomic(self.path, "".join(line + "\n" for line in lines), temp=self.path.with_suffix(".rewrite"))
 
 
 def read_pending(path: Path) -> dict[str, Pending]:
