@@ -7,6 +7,7 @@ same objects, and so a reader sees every knob in one place.
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,16 @@ class Timeouts:
             raise UsageError("--timeout must be a positive number of seconds")
 
 
+_JITTER = random.Random()
+
+
 @dataclass(frozen=True)
 class Retries:
-    """Retry budget for transient failures (5xx, dropped connections, deadlines)."""
+    """Retry budget for transient failures (5xx, dropped connections, deadlines).
+
+    The policy itself (which outcome is retried, how long 429s are waited out) is applied in one
+    place, ``mirror.api.retry``; ``delay`` is its back-off.
+    """
 
     attempts: int = 6
     backoff: float = 0.25
@@ -116,3 +124,9 @@ class Retries:
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise UsageError("--retries must be at least 1")
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row: ``backoff * 2**failures``, capped
+        at ``max_backoff``, jittered to 50-100% so callers that failed together do not retry together."""
+        cap = min(self.max_backoff, self.backoff * 2 ** failures)
+        return cap * (0.5 + (rng or _JITTER).random() / 2)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +34,7 @@ from mirror.detectors.base import (
 )
 from mirror.detectors.http import DetectorHttp
 from mirror.detectors.options import Pacing, SynthetiqOptions
+from mirror.store import write_atomic
 
 __all__ = ["SynthetiqDetector", "parse_values", "IMAGE_LIMITS"]
 
@@ -177,16 +176,7 @@ class SynthetiqDetector:
         answer = await self.http.call("GET", "/api/v1/movies", params=params, extra_headers={"accept": "video/*"})
         ext = ".webm" if "webm" in answer.content_type or answer.body[:4] == b"\x1a\x45\xdf\xa3" else ".mp4"
         target = media.path.with_name(f"{media.path.stem}.synthetiq-processed{ext}")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".processed-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(answer.body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(target, answer.body, prefix=".processed-")
 
 
 def _pad(img: Image.Image, fmt: str) -> bytes:

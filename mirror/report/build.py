@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,12 @@ from mirror.report.metrics import THRESHOLD
 from mirror.report.names import display_names
 from mirror.report.plots import calibration_figure, collapse_bars, metric_bars, roc_figure
 from mirror.report.render import render_html, render_markdown
+from mirror.store import write_atomic
 
 __all__ = ["build_report", "FORMAT"]
 
 FORMAT = 2
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _choose(dest: Path, detectors: list[str] | None) -> list[str]:
@@ -103,7 +92,7 @@ def build_report(dest: str | os.PathLike[str], detectors: list[str] | None = Non
     thumbs = {path: thumbnail(root, path) for path in sorted(p for p in shown if p)}
     out = root / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "metrics.json", json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n")
-    _write_atomic(out / "report.md", render_markdown(doc))
-    _write_atomic(out / "report.html", render_html(doc, figures, thumbs))
+    write_atomic(out / "metrics.json", json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    write_atomic(out / "report.md", render_markdown(doc))
+    write_atomic(out / "report.html", render_html(doc, figures, thumbs))
     return out
