@@ -7,7 +7,8 @@ Library use (an ETL step)::
                                filters={"kind": "fake", "skin_tone": ["dark", "brown"]})
     table = mirror.open_manifest("data/faces").to_table()
 
-The API key comes from ``MARGEN_API_KEY`` unless ``api_key=`` or ``api_key_file=`` is given.
+The API key comes from ``api_key=`` or ``api_key_file=`` if given, else from the file
+``MARGEN_API_KEY_FILE`` names, else from ``MARGEN_API_KEY``.
 Everything raised on purpose is a ``mirror.MirrorError`` (see ``mirror.errors``).
 """
 

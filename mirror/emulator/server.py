@@ -150,8 +150,9 @@ def start_emulator_thread(config: EmulatorConfig) -> RunningEmulator:
     return RunningEmulator(config).start()
 
 
-def _parse(argv: list[str] | None) -> EmulatorConfig:
-    p = argparse.ArgumentParser(prog="margen-mirror emulator",
+def build_parser() -> argparse.ArgumentParser:
+    """The ``margen-mirror emulator`` command line (flags spelled out whole, like every verb's)."""
+    p = argparse.ArgumentParser(prog="margen-mirror emulator", allow_abbrev=False,
                                 description="Run the local Margen Attack-Data API emulator on 127.0.0.1.")
     p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--items", type=int, default=EmulatorConfig.items, help="corpus size of synthetic-face-v1")
@@ -164,6 +165,11 @@ def _parse(argv: list[str] | None) -> EmulatorConfig:
     p.add_argument("--image-memory-mb", type=int, default=EmulatorConfig.image_cache_bytes // 2**20,
                    help="images kept in memory, in MiB; past it they are read back from the disk cache "
                         "through a thread pool (default %(default)s)")
+    return p
+
+
+def _parse(argv: list[str] | None) -> EmulatorConfig:
+    p = build_parser()
     a = p.parse_args(argv)
     if a.items < 0 or not 0.0 <= a.fail_rate <= 1.0 or a.url_ttl < 1 or not 0 <= a.port < 65536 \
             or a.image_memory_mb < 0:

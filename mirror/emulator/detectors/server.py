@@ -87,14 +87,20 @@ async def serve(config: DetectorEmulatorConfig, ready: Callable[[str], None] | N
         await runner.cleanup()
 
 
-def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
-    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator",
+def build_parser() -> argparse.ArgumentParser:
+    """The ``margen-mirror detector-emulator`` command line (flags spelled out whole, like every verb's)."""
+    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator", allow_abbrev=False,
                                 description="Run a local detection-service emulator on 127.0.0.1.")
     p.add_argument("--service", required=True, choices=SERVICES)
     p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--token-file", type=Path, default=None, help="file holding the API token (default: demo token)")
     p.add_argument("--processing-seconds", type=float, default=0.3, help="how long every job stays processing")
     p.add_argument("--data-dir", type=Path, default=None, help="where processed movies are kept (default: memory)")
+    return p
+
+
+def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
+    p = build_parser()
     a = p.parse_args(argv)
     if not 0 <= a.port < 65536 or a.processing_seconds < 0:
         p.error("--port in [0, 65535] and --processing-seconds >= 0")
