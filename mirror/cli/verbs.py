@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,11 @@ def _verify(args: argparse.Namespace) -> int:
                                         base_url=resolve_base_url(args.base_url)))
         report.repaired = repair.repaired
         report.not_owned = len(repair.not_owned)
-    emit(report.to_dict(), as_json=args.json, lines=[report.line()])
+    line = report.line()
+    if report.bad and not args.repair:
+        line += (f"; run margen-mirror verify {shlex.quote(args.dest)} --repair to fetch them again "
+                 "(free for what this account owns; it never buys)")
+    emit(report.to_dict(), as_json=args.json, lines=[line])
     unrepaired = len(report.bad) - report.repaired
     return EXIT_OK if unrepaired <= 0 else EXIT_PARTIAL
 

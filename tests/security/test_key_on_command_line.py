@@ -83,7 +83,7 @@ def _run_main(argv: list[str]) -> int:
 def test_every_parser_refuses_abbreviated_flags():
     """``--api-key`` must not silently mean ``--api-key-file`` (nor any prefix any other flag)."""
     parsers = list(_all_parsers())
-    assert {"sync", "score", "report", "emulator", "detector-emulator"} <= {n for n, _ in parsers}
+    assert {"sync", "score", "report", "emulator", "detector-emulator", "completion"} <= {n for n, _ in parsers}
     assert [name for name, p in parsers if p.allow_abbrev] == []
 
 
