@@ -79,8 +79,9 @@ def load_api_key(key_file: str | os.PathLike[str] | None = None) -> ApiKey:
 def _read_key_file(name: str, source: str) -> ApiKey:
     """Read a key file the way ssh reads a private key: one the user owns must be theirs alone.
 
-    ``name`` is printed only if it cannot be a key itself (``looks_like_key``): a key pasted where
-    its file's path belongs stays off the screen and out of the logs.
+    When the file cannot be read, ``name`` is printed only if it cannot be a key itself
+    (``looks_like_key``): a key pasted where its file's path belongs stays off the screen and out
+    of the logs.
     """
     path = Path(name).expanduser()
     where = name if source.startswith("-") else f"{name} (from {source})"
@@ -90,7 +91,10 @@ def _read_key_file(name: str, source: str) -> ApiKey:
                 and st.st_mode & 0o077):
             raise UsageError(f"the API key file {where} is open to group or others (mode {st.st_mode & 0o777:04o}); "
                              f"make it yours alone: chmod 600 {shlex.quote(name)}")
-        return ApiKey(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise UsageError(f"the API key file {where} is empty; it should hold the key on one line")
+        return ApiKey(text)
     except OSError as exc:
         if looks_like_key(name):
             what = f"{source} takes" if source.startswith("-") else f"{source} holds"

@@ -120,6 +120,10 @@ def test_a_key_file_argument_that_is_not_a_path_is_not_echoed(token, bare):
     with pytest.raises(UsageError) as info:   # a missing file that looks like a path is still named
         load_api_key("keys/margen.key")
     assert "keys/margen.key" in str(info.value) and "No such file" in str(info.value)
+    empty = bare / "empty.key"
+    empty.touch(mode=0o600)
+    with pytest.raises(UsageError, match=r"empty\.key is empty"):
+        load_api_key(empty)
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
