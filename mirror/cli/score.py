@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from mirror.cli.args import positive_float, positive_int
 from mirror.cli.output import emit, say
 from mirror.config import Retries, Timeouts
 from mirror.detectors import registry
@@ -28,11 +29,11 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("dest", help="a folder mirrored by sync")
     p.add_argument("words", nargs="*", metavar="KEY=V1,V2", help="manifest filters, e.g. kind=fake skin_tone=dark")
     p.add_argument("--detector", required=True, metavar="NAME", help=registry.usage())
-    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="files in flight (default 8)")
-    p.add_argument("--rate-limit", type=float, default=60.0, metavar="N",
+    p.add_argument("--concurrency", type=positive_int, default=8, metavar="N", help="files in flight (default 8)")
+    p.add_argument("--rate-limit", type=positive_float, default=60.0, metavar="N",
                    help="detector requests per minute, polls included (default 60)")
-    p.add_argument("--retries", type=int, metavar="N", help="attempts per request (default 6)")
-    p.add_argument("--timeout", type=float, metavar="S", help="deadline of one request (default 30 s)")
+    p.add_argument("--retries", type=positive_int, metavar="N", help="attempts per request (default 6)")
+    p.add_argument("--timeout", type=positive_float, metavar="S", help="deadline of one request (default 30 s)")
     registry.add_arguments(p)             # each adapter's own flags (--pad, --url-mode, --pool...)
     p.add_argument("--import-history", action="store_true", help="deepfake-detection: instead of scoring, mirror "
                                                                  "every past detection of the account (List Detects) "

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mirror.engine.pages import PAGE_SIZE
 
-if TYPE_CHECKING:
-    from mirror.engine.report import SyncReport
-
-__all__ = ["API_CALLS_PER_ITEM", "FIXED_CALLS", "Outlook", "estimate_seconds", "listing_calls", "describe_duration"]
+__all__ = ["API_CALLS_PER_ITEM", "FIXED_CALLS", "Outlook", "RunCounters", "estimate_seconds", "listing_calls",
+           "describe_duration"]
 
 API_CALLS_PER_ITEM = 1    # the /download reservation; the signed-URL fetch goes to storage
 FIXED_CALLS = 2           # /catalog, and the exclude_owned probe that counts the selection
+
+
+class RunCounters(Protocol):
+    """What a progress view reads of a run's report (``SyncReport`` has these), as they move."""
+
+    mirrored: int
+    charged: int
+    free: int
+    failed: int
+    balance: int | None
 
 
 def listing_calls(matching: int) -> int:
@@ -61,7 +69,7 @@ class Outlook:
     total: int | None
     here: int
     rate_limit: float
-    report: SyncReport
+    report: RunCounters
 
     @property
     def to_fetch(self) -> int | None:
