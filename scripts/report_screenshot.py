@@ -4,7 +4,10 @@ The demo mirrors the embedded Margen emulator's corpus, scores every file with t
 and Deepfake Detection emulators (each with its own pixel-only spectral detector inside) and the
 reference local detector, and builds the report; this script then photographs report.html.
 
-    python scripts/report_screenshot.py [--items 1500] [--out docs/report.png] [--height 1800]
+    python scripts/report_screenshot.py [--items 1500] [--out docs/report.png] [--height 1700]
+
+The window is 1400 px wide, the width the report is laid out for; the picture is its first screens
+(summary, contents, ROC curves and the operating points).
 
 Needs Debian's chromium (``apt-get install chromium``).
 """
@@ -27,7 +30,7 @@ def screenshot(html: Path, out: Path, height: int) -> None:
         subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
                         "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={out.resolve()}",
-                        f"--window-size=1280,{height}", html.resolve().as_uri()],
+                        f"--window-size=1400,{height}", html.resolve().as_uri()],
                        check=True, capture_output=True, timeout=120)
 
 
@@ -35,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=1500, help="corpus size of the embedded emulator")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "report.png")
-    parser.add_argument("--height", type=int, default=1800)
+    parser.add_argument("--height", type=int, default=1700)
     args = parser.parse_args()
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,11 @@ import asyncio
 import contextlib
 import time
 from types import TracebackType
+from typing import Any
 
-__all__ = ["Deadlines"]
+import aiohttp
+
+__all__ = ["Deadlines", "TimedSession"]
 
 
 class Deadlines:
@@ -89,3 +92,27 @@ class _Limit:
         if self._expired and self._task is not None:
             if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
                 raise TimeoutError from exc
+
+
+class TimedSession:
+    """An aiohttp session whose requests get their total deadline from one ``Deadlines`` watchdog.
+
+    aiohttp's own ``total`` timeout is off; ``connect`` still bounds the wait for a pool slot or a
+    new connection. ``open`` and ``close`` bracket the session's life (from an ``__aenter__`` and
+    ``__aexit__``); pass ``deadlines`` to ``mirror.api.retry.attempt_loop``.
+    """
+
+    def __init__(self) -> None:
+        self.deadlines = Deadlines()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self, connect: float, **options: Any) -> aiohttp.ClientSession:
+        await self.deadlines.__aenter__()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=connect), **options)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.deadlines.__aexit__()

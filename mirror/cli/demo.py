@@ -10,11 +10,8 @@ score every file, and a report shows where each detector collapses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from mirror.cli.output import Progress, say
@@ -63,19 +60,21 @@ Look at:
 
 def _score_and_report(dest: Path) -> int:
     """Score the mirror with both detector-service emulators and the reference detector; build the report."""
-    from mirror.detectors import run_score
+    from mirror.detectors import DeepfakeDetectionOptions, DetectorOptions, SynthetiqOptions, Token, run_score
     from mirror.emulator.detectors import DetectorEmulatorConfig, start_detector_thread
     from mirror.report import build_report
 
     worst = 0
     with start_detector_thread(DetectorEmulatorConfig(service="synthetiq", processing_seconds=0.05)) as stq, \
             start_detector_thread(DetectorEmulatorConfig(service="deepfake-detection",
-                                                         processing_seconds=0.05)) as dfd, \
-            _environ(SYNTHETIQ_URL=stq.url, SYNTHETIQ_API_TOKEN=stq.token, DEEPFAKE_DETECTION_URL=dfd.url,
-                     DEEPFAKE_DETECTION_TOKEN=dfd.token):
-        # SYNTHETIQ refuses images under 360x270 px: the corpus's 256 px faces are padded (--pad).
-        fast = {"poll_interval": 0.05}   # the emulators answer in ~50 ms; a real service wants the default
-        runs = (("synthetiq", {**fast, "pad": True}), ("deepfake-detection", fast), (REFERENCE_DETECTOR, {}))
+                                                         processing_seconds=0.05)) as dfd:
+        # The emulators' URLs and tokens go straight into each adapter's options, never into the
+        # environment. SYNTHETIQ refuses images under 360x270 px: the corpus's 256 px faces are
+        # padded (--pad). The emulators answer in ~50 ms; a real service wants the default poll.
+        synthetiq = SynthetiqOptions(url=stq.url, token=Token(stq.token), pad=True, poll_interval=0.05)
+        dfd_options = DeepfakeDetectionOptions(url=dfd.url, token=Token(dfd.token), poll_interval=0.05)
+        runs: list[tuple[str, DetectorOptions | None]] = [
+            ("synthetiq", synthetiq), ("deepfake-detection", dfd_options), (REFERENCE_DETECTOR, None)]
         for name, options in runs:
             report = asyncio.run(run_score(dest, name, concurrency=32, rate_limit=60_000, options=options))
             say(report.summary_line())
@@ -83,18 +82,3 @@ def _score_and_report(dest: Path) -> int:
     folder = build_report(dest, name="demo")
     say(f"report: {folder / 'report.html'}")
     return worst
-
-
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    """The detector adapters read their credentials from the environment only; set them for the demo."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old

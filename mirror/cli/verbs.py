@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import shlex
 from pathlib import Path
 from typing import Any
 
 from mirror.api.client import MargenClient
-from mirror.cli.output import Progress, emit, say
+from mirror.cli.output import Progress, configure_logging, emit, say, stats_interval
+from mirror.cli.signals import stopped_by_signals
 from mirror.config import Limits, Retries, Timeouts, load_api_key, resolve_base_url
 from mirror.engine.status import read_status
 from mirror.engine.sync import run_plan, run_repair, run_sync
@@ -59,8 +61,8 @@ def job_from_args(args: argparse.Namespace, *, need_dest: bool) -> SyncJob:
     limits = job.limits if job else Limits()
     rate = getattr(args, "rate_limit", None)
     concurrency = getattr(args, "concurrency", None)
-    limits = dataclasses.replace(limits, rate_limit=rate or limits.rate_limit,
-                                 concurrency=concurrency or limits.concurrency)
+    limits = dataclasses.replace(limits, rate_limit=limits.rate_limit if rate is None else rate,
+                                 concurrency=limits.concurrency if concurrency is None else concurrency)
     max_credits = args.max_credits if args.max_credits is not None else (job.max_credits if job else None)
     return SyncJob(selection=selection, dest=dest, max_credits=max_credits, limits=limits)
 
@@ -110,14 +112,17 @@ def _sync(args: argparse.Namespace) -> int:
         return _plan(args)
     job = job_from_args(args, need_dest=True)
     key = load_api_key(args.api_key_file)
-    progress = Progress(enabled=not (args.quiet or args.json))
+    stats = stats_interval(args.stats, quiet=args.quiet or args.json)
     retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
     timeouts = Timeouts() if args.timeout is None else Timeouts(api=args.timeout, storage=args.timeout,
                                                                  connect=min(args.timeout, Timeouts.connect))
-    try:
-        report = asyncio.run(run_sync(job, api_key=key, base_url=resolve_base_url(args.base_url),
-                                      progress=progress.advance, on_total=progress.set_total,
-                                      retries=retries, timeouts=timeouts, source=args.source, release=args.release))
+    base_url = resolve_base_url(args.base_url)
+    configure_logging(verbose=args.verbose, log_file=args.log_file)
+    progress = Progress(enabled=not (args.quiet or args.json or args.verbose), stats=stats)
+    try:               # SIGINT and SIGTERM stop it the same way: it flushes and reports (exit 130)
+        report = asyncio.run(stopped_by_signals(lambda stop: run_sync(
+            job, api_key=key, base_url=base_url, progress=progress.advance, on_total=progress.set_total,
+            retries=retries, timeouts=timeouts, stop=stop, source=args.source, release=args.release)))
     finally:
         progress.close()
     if args.json:
@@ -153,13 +158,17 @@ def _verify(args: argparse.Namespace) -> int:
     dest = _mirrored_dest(args.dest)
     report = verify_files(dest)
     if args.repair and report.bad:
-        limits = Limits(rate_limit=args.rate_limit or Limits.rate_limit)
+        limits = Limits() if args.rate_limit is None else Limits(rate_limit=args.rate_limit)
         repair = asyncio.run(run_repair(dest, report.targets, limits=limits,
                                         api_key=load_api_key(args.api_key_file),
                                         base_url=resolve_base_url(args.base_url)))
         report.repaired = repair.repaired
         report.not_owned = len(repair.not_owned)
-    emit(report.to_dict(), as_json=args.json, lines=[report.line()])
+    line = report.line()
+    if report.bad and not args.repair:
+        line += (f"; run margen-mirror verify {shlex.quote(args.dest)} --repair to fetch them again "
+                 "(free for what this account owns; it never buys)")
+    emit(report.to_dict(), as_json=args.json, lines=[line])
     unrepaired = len(report.bad) - report.repaired
     return EXIT_OK if unrepaired <= 0 else EXIT_PARTIAL
 

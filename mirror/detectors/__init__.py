@@ -1,9 +1,19 @@
 """Detector adapters behind one interface, and the ``score`` run that mirrors their verdicts.
 
-    from mirror.detectors import run_score, open_scores
+    from mirror.detectors import SynthetiqOptions, run_score, open_scores
     report = await run_score("data/faces", "deepfake-detection", filters={"kind": ("fake",)})
+    report = await run_score("data/faces", "synthetiq", options=SynthetiqOptions.from_env(pad=True))
     scores = open_scores("data/faces", "deepfake-detection").to_table()   # join on ``id``
+
+The interface, the options and the registry load at once and cheaply; the run, the Parquet
+readers and the HTTP clients load on first use, so the CLI can build every verb's flags from
+``registry`` without pulling in aiohttp and pyarrow.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from mirror.detectors.base import (
     Detector,
@@ -12,12 +22,39 @@ from mirror.detectors.base import (
     Prepared,
     Rejected,
     SubmissionUnknown,
+    Token,
     Verdict,
-    load_detector,
 )
-from mirror.detectors.history import import_history
-from mirror.detectors.score import ScoreReport, run_score
-from mirror.detectors.scores import open_scores
+from mirror.detectors.options import (
+    DeepfakeDetectionOptions,
+    DetectorOptions,
+    LocalOptions,
+    Pacing,
+    SynthetiqOptions,
+)
+from mirror.detectors.registry import Adapter, load_detector, register
 
-__all__ = ["Detector", "DetectorFailed", "Media", "Prepared", "Rejected", "SubmissionUnknown", "Verdict",
-           "load_detector", "run_score", "ScoreReport", "open_scores", "import_history"]
+if TYPE_CHECKING:
+    from mirror.detectors.history import import_history
+    from mirror.detectors.score import ScoreReport, run_score
+    from mirror.detectors.scores import open_scores
+
+__all__ = ["Detector", "DetectorFailed", "Media", "Prepared", "Rejected", "SubmissionUnknown", "Token", "Verdict",
+           "DetectorOptions", "SynthetiqOptions", "DeepfakeDetectionOptions", "LocalOptions", "Pacing",
+           "Adapter", "register", "load_detector", "run_score", "ScoreReport", "open_scores", "import_history"]
+
+_LAZY = {"run_score": "mirror.detectors.score", "ScoreReport": "mirror.detectors.score",
+         "open_scores": "mirror.detectors.scores", "import_history": "mirror.detectors.history"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mirror.detectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

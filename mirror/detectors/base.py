@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from mirror.errors import EXIT_AUTH, EXIT_USAGE, MirrorError, TransportError, UsageError
 
 __all__ = ["Media", "Prepared", "Verdict", "Detector", "Token", "Rejected", "DetectorFailed",
-           "SubmissionUnknown", "MissingCredentials", "env_credentials", "load_detector", "sniff_format", "as_float"]
+           "SubmissionUnknown", "MissingCredentials", "env_credentials", "sniff_format", "as_float"]
 
 
 class Rejected(MirrorError):
@@ -36,6 +36,8 @@ class SubmissionUnknown(TransportError):
 
 
 class MissingCredentials(UsageError):
+    """No token for a detector service: nothing was sent."""
+
     exit_code = EXIT_AUTH
 
 
@@ -151,18 +153,3 @@ def as_float(value: Any) -> float | None:
         except ValueError:
             return None
     return None
-
-
-def load_detector(name: str, options: dict[str, Any] | None = None) -> Detector:
-    """``synthetiq``, ``deepfake-detection`` or ``python:package.module:function``."""
-    options = dict(options or {})
-    if name == "synthetiq":
-        from mirror.detectors.synthetiq import SynthetiqDetector
-        return SynthetiqDetector.from_env(options)
-    if name == "deepfake-detection":
-        from mirror.detectors.deepfake_detection import DeepfakeDetectionDetector
-        return DeepfakeDetectionDetector.from_env(options)
-    if name.startswith("python:"):
-        from mirror.detectors.local import LocalDetector
-        return LocalDetector.from_spec(name, options)
-    raise UsageError(f"unknown detector {name!r}: use synthetiq, deepfake-detection or python:package.module:function")

@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 
-from mirror.config import Retries, Timeouts
 from mirror.detectors.base import (
     DetectorFailed,
     Media,
@@ -27,21 +26,16 @@ from mirror.detectors.base import (
     SubmissionUnknown,
     Verdict,
     as_float,
-    env_credentials,
     sniff_format,
 )
 from mirror.detectors.callback import CallbackListener
 from mirror.detectors.http import DetectorHttp
+from mirror.detectors.options import DeepfakeDetectionOptions, Pacing
 from mirror.errors import TransportError, UsageError
 
-__all__ = ["DeepfakeDetectionDetector", "REQUEST_OPTIONS", "parse_item", "list_detects"]
+__all__ = ["DeepfakeDetectionDetector", "parse_item", "list_detects"]
 
-DEFAULT_URL = "https://app.resemble.ai/api/v2"
 _MAX_BYTES = 150 * 2**20
-REQUEST_OPTIONS = {"visualize": bool, "frame_length": int, "start_region": float, "end_region": float,
-                   "max_video_fps": float, "max_video_secs": float, "intelligence": bool,
-                   "audio_source_tracing": bool, "use_reverse_search": bool, "use_ood_detector": bool,
-                   "zero_retention_mode": bool}
 _MIME = {"jpeg": "image/jpeg", "png": "image/png", "mp4": "video/mp4", "webm": "video/webm", "avi": "video/x-msvideo"}
 
 
@@ -61,22 +55,16 @@ class DeepfakeDetectionDetector:
         self.deadline = deadline
 
     @classmethod
-    def from_env(cls, options: dict[str, Any]) -> DeepfakeDetectionDetector:
-        token, url = env_credentials("DEEPFAKE_DETECTION_TOKEN", "DEEPFAKE_DETECTION_URL", DEFAULT_URL)
-        http = DetectorHttp(url, token, {"Authorization": f"Bearer {token.reveal()}"},
-                            rate_limit=float(options.get("rate_limit", 60.0)),
-                            timeouts=options.get("timeouts", Timeouts()), retries=options.get("retries", Retries()),
-                            connections=int(options.get("concurrency", 8)) + 2)
-        request = {k: kind(options[k]) for k, kind in REQUEST_OPTIONS.items() if options.get(k) is not None}
-        if "frame_length" in request and not 1 <= request["frame_length"] <= 4:
-            raise UsageError("--frame-length must be 1 to 4")
+    def open(cls, options: DeepfakeDetectionOptions, pacing: Pacing) -> DeepfakeDetectionDetector:
+        """The adapter for ``options``, its requests paced by ``pacing``."""
+        http = DetectorHttp(options.url, options.token, {"Authorization": f"Bearer {options.token.reveal()}"},
+                            rate_limit=pacing.rate_limit, timeouts=pacing.timeouts, retries=pacing.retries,
+                            connections=pacing.concurrency + 2)
         callback = None
-        if options.get("callback"):
-            callback = CallbackListener(port=int(options.get("callback_port", 0)),
-                                        public_base=options.get("callback_public_url"))
-        return cls(http, request=request, url_mode=bool(options.get("url_mode")), callback=callback,
-                   poll_interval=float(options.get("poll_interval", 1.0)),
-                   deadline=float(options.get("deadline", 600.0)))
+        if options.callback:
+            callback = CallbackListener(port=options.callback_port, public_base=options.callback_public_url)
+        return cls(http, request=options.request(), url_mode=options.url_mode, callback=callback,
+                   poll_interval=options.poll_interval, deadline=options.deadline)
 
     async def __aenter__(self) -> DeepfakeDetectionDetector:
         await self.http.__aenter__()

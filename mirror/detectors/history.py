@@ -10,9 +10,7 @@ score rows and a scores reader must never see them.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,8 @@ import pyarrow.parquet as pq
 
 from mirror.config import Retries, Timeouts
 from mirror.detectors.deepfake_detection import DeepfakeDetectionDetector, list_detects, parse_item
-from mirror.store import Layout, destination_error
+from mirror.detectors.options import DeepfakeDetectionOptions, Pacing
+from mirror.store import Layout, atomic_file, destination_error
 
 __all__ = ["HISTORY_SCHEMA", "import_history", "history_path"]
 
@@ -46,25 +45,27 @@ def history_path(dest: Path | str) -> Path:
     return Layout(Path(dest)).dest / "detections" / "deepfake-detection" / "detects.parquet"
 
 
-async def import_history(dest: Path | str, *, rate_limit: float = 60.0, timeouts: Timeouts = Timeouts(),
-                         retries: Retries = Retries(), page_size: int = 1000) -> int:
-    """Mirror every detection of the account into ``history_path(dest)``; returns the row count."""
+async def import_history(dest: Path | str, *, options: DeepfakeDetectionOptions | None = None,
+                         rate_limit: float = 60.0, timeouts: Timeouts = Timeouts(), retries: Retries = Retries(),
+                         page_size: int = 1000) -> int:
+    """Mirror every detection of the account into ``history_path(dest)``; returns the row count.
+
+    ``options`` names the account (default: from the environment); only its URL and token are used,
+    and the credentials are read before ``dest`` is touched.
+    """
+    options = options if options is not None else DeepfakeDetectionOptions.from_env()
+    det = DeepfakeDetectionDetector.open(options, Pacing(rate_limit=rate_limit, timeouts=timeouts, retries=retries))
     layout = Layout.prepare(dest)
-    det = DeepfakeDetectionDetector.from_env({"rate_limit": rate_limit, "timeouts": timeouts, "retries": retries})
     rows: list[dict[str, Any]] = []
-    async with det:
+    async with det.http:            # the listing needs no callback listener
         async for item in list_detects(det.http, page_size=page_size):
             if isinstance(item.get("uuid"), str):
                 rows.append(_row(item))
     target = history_path(layout.dest)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=layout.tmp, prefix="scores-history-", suffix=".parquet")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(target, temp_dir=layout.tmp, prefix="scores-history-", suffix=".parquet") as fh:
             pq.write_table(pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA), fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
     except OSError as exc:
         raise destination_error(exc, target) from exc
     return len(rows)

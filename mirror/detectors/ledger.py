@@ -2,29 +2,29 @@
 
 This is what "never submit the same file twice" rests on. A ``submit`` record (the file's
 sha256) is appended *before* the upload starts and a ``job`` record as soon as the service
-returns a handle; both with one ``os.write`` on an ``O_APPEND`` descriptor, so a record is whole
-or absent after a kill. Entries are never forgotten unless the service certainly did not take
-the file (``not_taken``): a later run that meets the sha256 again polls the recorded job, and one
+returns a handle, on a ``RecordLog`` (``store.records``), so a record is whole or absent after a
+kill. Entries are never forgotten unless the service certainly did not take the file
+(``not_taken``): a later run that meets the sha256 again polls the recorded job, and one
 that finds a ``submit`` without a ``job`` (killed mid-upload) must reconcile with the service, not
 upload again. Only hashes, item ids and job handles are written: never a token, never a URL.
 
-A flock on a per-detector lock file keeps two scoring runs of the same detector apart (a sync or
-another detector's run may share DEST meanwhile).
+A ``FileLock`` on a per-detector lock file, held by the log while it is open, keeps two scoring
+runs of the same detector apart (a sync or another detector's run may share DEST meanwhile).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mirror.detectors.scores import detector_folder
 from mirror.errors import LockHeldError
-from mirror.store import Layout, destination_error
-from mirror.store.records import replay_records
+from mirror.store import Layout
+from mirror.store.lock import FileLock
+from mirror.store.records import RecordLog, replay_records
 
 __all__ = ["Ledger", "Entry"]
 
@@ -36,30 +36,24 @@ class Entry:
 
 
 class Ledger:
+    """The submission records of one detector on a ``RecordLog``; ``entries`` by sha256."""
+
     def __init__(self, layout: Layout, detector: str) -> None:
         folder = layout.state / "scores"
         stem = detector_folder(detector)
+        lock = FileLock(folder / f"{stem}.lock")
+        lock.acquire(lambda _: LockHeldError(f"another scoring run for {detector} is using {layout.dest}: wait for "
+                                             "it to finish; the lock frees itself when that process exits"))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(folder / f"{stem}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise destination_error(exc, folder) from exc
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise LockHeldError(f"another scoring run for {detector} is using {layout.dest}: wait for it to "
-                                "finish; the lock frees itself when that process exits") from None
-        self.path = folder / f"{stem}.jsonl"
-        self.entries: dict[str, Entry] = _replay(self.path)
-        self._rewrite()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self.path = folder / f"{stem}.jsonl"
+            self.entries: dict[str, Entry] = _replay(self.path)
+            self._log = RecordLog(self.path, _live(self.entries), lock=lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def close(self) -> None:
-        for fd in (self._fd, self._lock_fd):
-            if fd >= 0:
-                os.close(fd)
-        self._fd = self._lock_fd = -1
+        self._log.close()
 
     def submitting(self, sha256: str, item_id: str) -> None:
         self.entries[sha256] = Entry(item_id)
@@ -76,20 +70,15 @@ class Ledger:
         self._append({"op": "forget", "sha": sha256})
 
     def _append(self, record: dict[str, object]) -> None:
-        line = json.dumps({**record, "t": round(time.time(), 3)}, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode())
+        self._log.append(json.dumps({**record, "t": round(time.time(), 3)}, separators=(",", ":")) + "\n")
 
-    def _rewrite(self) -> None:
-        """One or two lines per entry: the file stays proportional to what was ever submitted."""
-        tmp = self.path.with_suffix(".rewrite")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for sha, entry in self.entries.items():
-                fh.write(json.dumps({"op": "submit", "sha": sha, "id": entry.item_id}) + "\n")
-                if entry.job is not None:
-                    fh.write(json.dumps({"op": "job", "sha": sha, "job": entry.job}) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+
+def _live(entries: dict[str, Entry]) -> Iterator[dict[str, object]]:
+    """One or two records per entry: the ledger stays proportional to what was ever submitted."""
+    for sha, entry in entries.items():
+        yield {"op": "submit", "sha": sha, "id": entry.item_id}
+        if entry.job is not None:
+            yield {"op": "job", "sha": sha, "job": entry.job}
 
 
 def _replay(path: Path) -> dict[str, Entry]:

@@ -20,6 +20,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from mirror.detectors.base import DetectorFailed, Media, Prepared, Verdict
+from mirror.detectors.options import LocalOptions, Pacing
 from mirror.errors import UsageError
 
 __all__ = ["LocalDetector"]
@@ -40,7 +41,8 @@ class LocalDetector:
         self._results: dict[str, float] = {}
 
     @classmethod
-    def from_spec(cls, spec: str, options: dict[str, Any]) -> LocalDetector:
+    def open(cls, spec: str, options: LocalOptions, pacing: Pacing) -> LocalDetector:
+        """The function named by ``spec`` (``python:package.module:function``), in ``pacing.concurrency`` workers."""
         target = spec.removeprefix("python:")
         module_name, sep, attr = target.partition(":")
         if not sep or not module_name or not attr:
@@ -53,12 +55,8 @@ class LocalDetector:
             raise UsageError(f"{module_name} has no {attr!r} for {spec}") from None
         if not callable(fn):
             raise UsageError(f"{spec} is not callable")
-        pool = str(options.get("pool", "thread"))
-        if pool not in ("thread", "process"):
-            raise UsageError("--pool must be thread or process")
-        wants = options.get("input")
-        wants_bytes = wants == "bytes" if wants else _first_param_is_bytes(fn)
-        return cls(spec, fn, wants_bytes=wants_bytes, pool=pool, workers=int(options.get("concurrency", 4)))
+        wants_bytes = options.input == "bytes" if options.input else _first_param_is_bytes(fn)
+        return cls(spec, fn, wants_bytes=wants_bytes, pool=options.pool, workers=pacing.concurrency)
 
     async def __aenter__(self) -> LocalDetector:
         self._executor = (ProcessPoolExecutor(self.workers) if self.pool == "process"

@@ -28,9 +28,11 @@ from anyio.abc import ObjectReceiveStream
 
 from mirror.api.client import MargenClient
 from mirror.config import Retries, Timeouts, load_api_key, resolve_base_url
-from mirror.detectors.base import Detector, Media, Rejected, SubmissionUnknown, Verdict, load_detector
+from mirror.detectors.base import Detector, Media, Rejected, SubmissionUnknown, Verdict
 from mirror.detectors.http import DetectorHttpError
 from mirror.detectors.ledger import Ledger
+from mirror.detectors.options import DetectorOptions, Pacing, SignedUrls
+from mirror.detectors.registry import load_detector, resolve_options
 from mirror.detectors.scores import ScoresWriter, latest_status
 from mirror.engine.report import Failure, run_report_dict
 from mirror.engine.reserve import idempotency_key, new_token
@@ -96,22 +98,22 @@ class _Group:
 
 
 async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple[str, ...]] | None = None,
-                    concurrency: int = 8, rate_limit: float = 60.0, options: dict[str, Any] | None = None,
+                    concurrency: int = 8, rate_limit: float = 60.0, options: DetectorOptions | None = None,
                     timeouts: Timeouts = Timeouts(), retries: Retries = Retries()) -> ScoreReport:
     """Score the mirrored items of ``dest`` matching ``filters`` with ``detector``.
 
     ``detector`` is ``synthetiq``, ``deepfake-detection`` or ``python:package.module:function``;
-    ``options`` carries adapter options (``pad``, ``url_mode``, ``callback``, ``poll_interval``,
-    ``deadline``, the Deepfake Detection request flags...). Credentials come from the environment.
+    ``options`` is that adapter's options object (``SynthetiqOptions(pad=True, ...)``...); without
+    it, the adapter's defaults with credentials from the environment.
     """
     if not 1 <= concurrency <= 256:
         raise UsageError("--concurrency must be between 1 and 256")
     if rate_limit <= 0:
         raise UsageError("--rate-limit must be a positive number of requests per minute")
     started = time.monotonic()
-    opts = {**(options or {}), "rate_limit": rate_limit, "concurrency": concurrency, "timeouts": timeouts,
-            "retries": retries}
-    det = load_detector(detector, opts)
+    options = resolve_options(detector, options)
+    det = load_detector(detector, options, Pacing(rate_limit=rate_limit, concurrency=concurrency,
+                                                  timeouts=timeouts, retries=retries))
     if not await asyncio.to_thread(Layout(Path(dest)).manifest.is_dir):    # checked, never created here
         raise DestinationError(f"{dest} is not a mirror folder: run sync first")
     layout = Layout.prepare(dest)
@@ -128,7 +130,7 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
             todo.append(group)
     ledger = Ledger(layout, det.name) if det.remote else None
     try:
-        async with det, _signer(opts, timeouts, retries) as signer:
+        async with det, _signer(options.signed_urls(), timeouts, retries) as signer:
             run = _Run(layout, det, ledger, signer, report, concurrency)
             try:
                 await run.run(todo)
@@ -148,15 +150,13 @@ Signer = Callable[[str, str | None], Awaitable[str]]
 
 
 @asynccontextmanager
-async def _signer(options: dict[str, Any], timeouts: Timeouts, retries: Retries) -> AsyncIterator[Signer | None]:
-    """For ``url_mode``: fresh Margen signed URLs. Free for items the key's account already owns."""
-    if not options.get("url_mode"):
+async def _signer(source: SignedUrls | None, timeouts: Timeouts, retries: Retries) -> AsyncIterator[Signer | None]:
+    """For URL mode: fresh Margen signed URLs. Free for items the key's account already owns."""
+    if source is None:
         yield None
         return
-    client = MargenClient(load_api_key(options.get("margen_api_key_file")),
-                          resolve_base_url(options.get("margen_base_url")),
-                          limiter=RateLimiter(float(options.get("margen_rate_limit", 60.0))),
-                          timeouts=timeouts, retries=retries)
+    client = MargenClient(load_api_key(source.api_key_file), resolve_base_url(source.base_url),
+                          limiter=RateLimiter(source.rate_limit), timeouts=timeouts, retries=retries)
 
     async def sign(item_id: str, benchmark: str | None) -> str:
         # A never-used key: the server replays old (expired) URLs for old keys.

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +22,6 @@ from typing import Any
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
-from mirror.config import Retries, Timeouts
 from mirror.detectors.base import (
     DetectorFailed,
     Media,
@@ -33,10 +30,11 @@ from mirror.detectors.base import (
     SubmissionUnknown,
     Verdict,
     as_float,
-    env_credentials,
     sniff_format,
 )
 from mirror.detectors.http import DetectorHttp
+from mirror.detectors.options import Pacing, SynthetiqOptions
+from mirror.store import write_atomic
 
 __all__ = ["SynthetiqDetector", "parse_values", "IMAGE_LIMITS"]
 
@@ -67,15 +65,14 @@ class SynthetiqDetector:
         self.deadline = deadline
 
     @classmethod
-    def from_env(cls, options: dict[str, Any]) -> SynthetiqDetector:
-        token, url = env_credentials("SYNTHETIQ_API_TOKEN", "SYNTHETIQ_URL")
-        http = DetectorHttp(url, token, {"Api-Token": token.reveal(), "accept": "application/json"},
-                            rate_limit=float(options.get("rate_limit", 60.0)),
-                            timeouts=options.get("timeouts", Timeouts()), retries=options.get("retries", Retries()),
-                            connections=int(options.get("concurrency", 8)) + 2)
-        return cls(http, pad=bool(options.get("pad")), processed_movie=bool(options.get("processed_movie")),
-                   poll_interval=float(options.get("poll_interval", 1.0)),
-                   deadline=float(options.get("deadline", 600.0)))
+    def open(cls, options: SynthetiqOptions, pacing: Pacing) -> SynthetiqDetector:
+        """The adapter for ``options``, its requests paced by ``pacing``."""
+        http = DetectorHttp(options.url, options.token, {"Api-Token": options.token.reveal(),
+                                                         "accept": "application/json"},
+                            rate_limit=pacing.rate_limit, timeouts=pacing.timeouts, retries=pacing.retries,
+                            connections=pacing.concurrency + 2)
+        return cls(http, pad=options.pad, processed_movie=options.processed_movie,
+                   poll_interval=options.poll_interval, deadline=options.deadline)
 
     async def __aenter__(self) -> SynthetiqDetector:
         await self.http.__aenter__()
@@ -179,16 +176,7 @@ class SynthetiqDetector:
         answer = await self.http.call("GET", "/api/v1/movies", params=params, extra_headers={"accept": "video/*"})
         ext = ".webm" if "webm" in answer.content_type or answer.body[:4] == b"\x1a\x45\xdf\xa3" else ".mp4"
         target = media.path.with_name(f"{media.path.stem}.synthetiq-processed{ext}")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".processed-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(answer.body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(target, answer.body, prefix=".processed-")
 
 
 def _pad(img: Image.Image, fmt: str) -> bytes:

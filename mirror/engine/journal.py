@@ -12,29 +12,26 @@ call of its own. A kill can lose the last few; those reservations then read as n
 and the next run sends each one's key again: the server repeats its answer (``charged``
 included) and debits nothing.
 
-A bulk purchase (a release pull, ``engine/release.py``) is one more record type in the same file:
+A bulk purchase (a release pull, ``engine/release.py``) is one more record type in the same log:
 ``buy`` before its request is sent, ``bought`` with what the answer said, ``parts`` as its parts'
 rows reach the manifest, ``paid-off`` once all of them did; until then it is in ``purchases``.
 
-Format: JSON lines appended to ``.state/journal.jsonl`` with one ``os.write`` per batch of records on an
-``O_APPEND`` descriptor, so a record is either whole or absent after a kill (a torn last line is
-ignored). Only ids, outcomes and each reservation's random Idempotency-Key token are written:
-never the API key, never a signed URL.
+Format: JSON lines in ``.state/journal.jsonl``, a ``RecordLog`` (``store.records``): a batch of
+records is appended with one write, so a record is either whole or absent after a kill (a torn
+last line is ignored). Only ids, outcomes and each reservation's random Idempotency-Key token
+are written: never the API key, never a signed URL.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirror.store.layout import destination_error
-from mirror.store.records import replay_records
+from mirror.store.records import RecordLog, replay_records
 
 __all__ = ["Journal", "Pending", "Purchase", "read_pending", "read_purchases"]
 
@@ -60,34 +57,20 @@ class Purchase:
 
 
 class Journal:
-    """Append-only record of reservations; ``pending`` is what earlier runs left unfinished
+    """The reservation records on a ``RecordLog``; ``pending`` is what earlier runs left unfinished
     (``purchases``: the bulk purchases among it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pending: dict[str, Pending] = read_pending(path)
         self.purchases: dict[str, Purchase] = read_purchases(path)
-        try:
-            if self.pending or self.purchases:
-                self._rewrite()
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            if not self.pending and not self.purchases:
-                self._empty()
-        except OSError as exc:
-            raise destination_error(exc, path) from None
+        self._log = RecordLog(path, self._live())
         self._answers: list[str] = []     # "reserved" records not yet written (see the module docstring)
 
     def close(self) -> None:
         """Stop appending and leave only what is still pending: a finished 200k-item run had left
         600k lines for the next run to replay (~150 MB to read back at its start)."""
-        if self._fd >= 0:
-            if not self.pending and not self.purchases:
-                self._empty()
-            os.close(self._fd)
-            self._fd = -1
-            if self.pending or self.purchases:
-                with contextlib.suppress(OSError):      # DEST full: left long, but whole; compacted next run
-                    self._rewrite()
+        self._log.close(self._live())
 
     def unanswered_token(self, item_id: str) -> str | None:
         """The token of this item's last reservation when reservations were sent and none was ever
@@ -140,53 +123,35 @@ class Journal:
         if self.purchases.pop(key, None) is not None:
             self._write(_line({"op": "paid-off", "key": key}))
 
+    def _live(self) -> Iterator[dict[str, Any]]:
+        yield from _live(self.pending)
+        for purchase in self.purchases.values():
+            yield {"op": "buy", "key": purchase.key, "spec": purchase.spec}
+            if purchase.answer is not None:
+                yield {"op": "bought", "key": purchase.key, "answer": purchase.answer}
+            if purchase.parts_done:
+                yield {"op": "parts", "key": purchase.key, "parts": sorted(purchase.parts_done)}
+
     def was_charged(self, item_id: str) -> bool:
         entry = self.pending.get(item_id)
         return bool(entry and entry.charged)
 
     def _write(self, lines: str) -> None:
-        """One write per call on an O_APPEND descriptor: records are whole or absent after a kill.
-
-        A record that cannot be written (DEST full or read-only) stops the run as a DestinationError
-        before the request it announces is sent. Answers waiting to be written go first."""
+        """Answers waiting to be written go first, in the same write. A record that cannot be
+        written (DEST full or read-only) stops the run as a DestinationError before the request it
+        announces is sent."""
         if self._answers:
             lines = "".join(self._answers) + lines
             self._answers = []
-        data = lines.encode()
-        try:
-            if os.write(self._fd, data) != len(data):       # a short write: the disk filled up in it
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError as exc:
-            raise destination_error(exc, self.path) from None
+        self._log.append(lines)
 
-    def _empty(self) -> None:
-        """Nothing is pending: truncate in place. Unlike ``_rewrite`` this needs no fsync (~1 ms, and
-        tens of ms on a disk busy writing back): whether a crash leaves the old records or none, they
-        replay to the same thing, nothing pending."""
-        os.ftruncate(self._fd, 0)
 
-    def _rewrite(self) -> None:
-        """Leave a journal holding only what is still pending (atomic replace)."""
-        tmp = self.path.with_suffix(".rewrite")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for entry in self.pending.values():
-                    fh.write(json.dumps({"op": "reserve", "id": entry.item_id, "b": entry.benchmark,
-                                         "k": entry.token}) + "\n")
-                    if entry.charged is not None:
-                        fh.write(json.dumps({"op": "reserved", "id": entry.item_id, "charged": entry.charged}) + "\n")
-                for purchase in self.purchases.values():
-                    fh.write(_line({"op": "buy", "key": purchase.key, "spec": purchase.spec}))
-                    if purchase.answer is not None:
-                        fh.write(_line({"op": "bought", "key": purchase.key, "answer": purchase.answer}))
-                    if purchase.parts_done:
-                        fh.write(_line({"op": "parts", "key": purchase.key, "parts": sorted(purchase.parts_done)}))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+def _live(pending: dict[str, Pending]) -> Iterator[dict[str, object]]:
+    """The records that replay to ``pending``: what a compacted journal holds."""
+    for entry in pending.values():
+        yield {"op": "reserve", "id": entry.item_id, "b": entry.benchmark, "k": entry.token}
+        if entry.charged is not None:
+            yield {"op": "reserved", "id": entry.item_id, "charged": entry.charged}
 
 
 def read_pending(path: Path) -> dict[str, Pending]:

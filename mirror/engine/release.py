@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from mirror.api.models import Release
 from mirror.config import Limits, Retries, Timeouts
 from mirror.engine.journal import Journal, Purchase
 from mirror.engine.local import count_local
+from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, probe
 from mirror.engine.release_parts import PartsRun
 from mirror.engine.release_plan import (
@@ -122,7 +124,7 @@ class ReleaseRun:
     retries: Retries
     max_credits: int | None
     progress: Any = None                               # (images, bytes) placed, as a walk reports them
-    on_total: Any = None                               # told how many images a purchase should place
+    on_total: Any = None                               # told what a purchase has ahead of it (an Outlook)
     seen: SeenIds = field(default_factory=SeenIds)     # ids this run gave a row, whichever purchase
 
     async def finish_purchases(self) -> bool:
@@ -219,7 +221,9 @@ class ReleaseRun:
         self.report.release = self.report.release or spec["release"]
         mirrored = self.report.mirrored
         if self.on_total is not None and bought.item_count is not None:
-            self.on_total(max(0, bought.item_count - int(spec.get("here_before") or 0)))
+            # the key's rate limit does not pace a release's parts: no per-image time estimate
+            here = min(bought.item_count, int(spec.get("here_before") or 0))
+            self.on_total(Outlook(total=bought.item_count, here=here, rate_limit=math.inf, report=self.report))
         answer = self.journal.purchases[purchase.key].answer or {}
         parts = PartsRun(layout=self.layout, pool=self.client.pool, journal=self.journal, index=self.index,
                          report=self.report, timeouts=self.timeouts, retries=self.retries, key=purchase.key,

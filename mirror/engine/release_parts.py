@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -36,12 +36,13 @@ from typing import Any, BinaryIO
 import aiohttp
 
 from mirror.api.models import Release, ReleasePart
+from mirror.api.retry import Retry, attempt_loop
 from mirror.config import Retries, Timeouts
 from mirror.engine.journal import Journal
 from mirror.engine.place import Body, Placer
 from mirror.engine.report import Failure, SyncReport
-from mirror.engine.run import _to_the_end
 from mirror.engine.seen import SeenIds
+from mirror.engine.tasks import to_the_end
 from mirror.errors import IntegrityError, RateLimited, ServerError, TransportError, first_mirror_error
 from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
 
@@ -99,7 +100,6 @@ class PartsRun:
         self._last_flush = time.monotonic()
         self._flush_lock = asyncio.Lock()
         self._seen = seen                       # ids given a row by this run (any purchase): never twice
-        self._rng = random.Random()
         self.failed_parts = 0
 
     async def run(self, release: Release) -> bool:
@@ -139,15 +139,17 @@ class PartsRun:
             return
         self._add(part, exploded)
         if self._writer.pending >= self._writer.rows_per_part or time.monotonic() - self._last_flush >= _FLUSH_EVERY_S:
-            await _to_the_end(self._flush())
+            await to_the_end(self._flush())
 
     async def _fetch_and_explode(self, http: aiohttp.ClientSession, part: ReleasePart, downloads: asyncio.Semaphore,
                                  explodes: asyncio.Semaphore) -> _Exploded | None:
         """The part's rows, its files in place; None (a failure reported) when it never worked.
 
-        A body that fails verification is fetched again: a torn transfer is the likely cause."""
+        Each attempt fetches and explodes the part, under the one retry policy (``api.retry``): a
+        drop, a truncation, a 5xx or a body that fails verification (a torn transfer, likely) is
+        tried again; an expired URL renews every URL first."""
         spill = self.layout.tmp / f"release-{self._token}-{next(self._serial)}.parquet"
-        failures = renewals = 0
+        renewals = 0
         try:
             while True:
                 release = self._release
@@ -157,12 +159,8 @@ class PartsRun:
                     self._fail(part, "the renewed release no longer lists this part")
                     return None
                 try:
-                    if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
-                        raise _Expired
-                    async with downloads:
-                        body = await self._download(http, current, spill)
-                    async with explodes:
-                        return await asyncio.to_thread(self._explode, current, body if body is not None else spill)
+                    attempt = functools.partial(self._attempt, http, current, release, spill, downloads, explodes)
+                    return await attempt_loop(attempt, self.retries, what=f"release part {part.key}")
                 except _Expired:
                     renewals += 1
                     if renewals > _MAX_RENEWALS:
@@ -173,18 +171,24 @@ class PartsRun:
                     except (TransportError, ServerError, RateLimited) as exc:
                         self._fail(part, f"its URL could not be renewed ({exc})")
                         return None
-                except TransportError as exc:                 # refused for good (a redirect, a 4xx, too big)
+                except (TransportError, IntegrityError) as exc:     # refused for good, or retried in vain
                     self._fail(part, str(exc))
                     return None
-                except (aiohttp.ClientError, TimeoutError, IntegrityError) as exc:
-                    failures += 1
-                    if failures >= self.retries.attempts:
-                        self._fail(part, f"failed {failures} times ({_describe(exc)})")
-                        return None
-                    cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
-                    await asyncio.sleep(cap * (0.5 + self._rng.random() / 2))
         finally:
             spill.unlink(missing_ok=True)
+
+    async def _attempt(self, http: aiohttp.ClientSession, part: ReleasePart, release: Release, spill: Path,
+                       downloads: asyncio.Semaphore, explodes: asyncio.Semaphore) -> _Exploded:
+        if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
+            raise _Expired
+        async with downloads:
+            body = await self._download(http, part, spill)
+        async with explodes:
+            try:
+                # to the end: no worker thread may outlive the run (and its DEST lock) on a stop
+                return await to_the_end(asyncio.to_thread(self._explode, part, body if body is not None else spill))
+            except IntegrityError as exc:
+                raise Retry(str(exc), exc) from None
 
     async def _download(self, http: aiohttp.ClientSession, part: ReleasePart, spill: Path) -> bytes | None:
         """The part's bytes: in memory when it announces at most ``SPILL_BYTES``, else streamed into
@@ -198,7 +202,7 @@ class PartsRun:
                     raise TransportError("storage answered a part with a redirect; refused (signed URLs are "
                                          "fetched directly)")
                 if resp.status >= 500:
-                    raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
+                    raise Retry(f"HTTP {resp.status}")
                 if resp.status != 200:
                     raise TransportError(f"storage answered HTTP {resp.status} for part {part.key}")
                 declared = resp.content_length
@@ -379,9 +383,4 @@ def _usable_id(value: Any) -> bool:
         return False
     return True
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer before the deadline"
-    return str(exc) or type(exc).__name__
 

@@ -19,13 +19,13 @@ selection maps onto whole shard sets, its credits are no more than per image and
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mirror.api.client import MargenClient
 from mirror.api.models import Release
-from mirror.engine.pages import PAGE_SIZE, Probe, probe
+from mirror.engine.outlook import describe_duration, estimate_seconds, listing_calls
+from mirror.engine.pages import Probe, probe
 from mirror.errors import InvalidParam, UsageError
 from mirror.jobs import Selection
 
@@ -112,19 +112,19 @@ class WayCosts:
     seconds: float | None
 
     @classmethod
-    def at_rate(cls, items: int | None, credits: int | None, api_calls: int | None, rate_limit: float) -> WayCosts:
-        seconds = None if api_calls is None else round(api_calls * 60.0 / rate_limit, 1)
-        return cls(items, credits, api_calls, seconds)
+    def at_rate(cls, items: int | None, credits: int | None, api_calls: int, rate_limit: float) -> WayCosts:
+        """A way whose API calls are all it waits for at the key's rate (a release: its parts are not paced)."""
+        return cls(items, credits, api_calls, round(estimate_seconds(0, rate_limit, api_calls), 1))
 
 
 def per_image_costs(matching: int | None, here: int | None, to_charge: int | None, rate_limit: float) -> WayCosts:
-    """The per-image way: ``/catalog`` and a count, one ``/items`` page per 500 items and one
-    ``/download`` per image missing here."""
+    """The per-image way (``engine/outlook``): ``/catalog`` and a count, one ``/items`` page per 500
+    items and one ``/download`` per image missing here."""
     if matching is None:
         return WayCosts(None, to_charge, None, None)
     missing = max(0, matching - (here or 0))
-    calls = 2 + math.ceil(matching / PAGE_SIZE) + missing
-    return WayCosts.at_rate(missing, to_charge, calls, rate_limit)
+    return WayCosts(missing, to_charge, listing_calls(matching) + missing,
+                    round(estimate_seconds(missing, rate_limit, listing_calls(matching)), 1))
 
 
 def release_calls(selections: int) -> int:
@@ -156,7 +156,7 @@ class ReleasePlan:
         def way(costs: WayCosts | None) -> str:
             if costs is None:
                 return "-"
-            time = "unknown" if costs.seconds is None else _duration(costs.seconds)
+            time = "unknown" if costs.seconds is None else describe_duration(costs.seconds)
             return (f"{show(costs.items)} images, {show(costs.credits)} credits, {show(costs.api_calls)} API calls "
                     f"({time} at the key's rate)")
 
@@ -211,10 +211,3 @@ def choose(source: str, *, per_image: WayCosts, release_costs: WayCosts | None, 
     return "release", (f"it covers the selection for no more credits, in {release_costs.api_calls:,} API calls "
                        f"instead of {per_image.api_calls:,}")
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mirror.errors import EXIT_BUDGET, EXIT_OK, EXIT_PARTIAL
+from mirror.engine.outlook import describe_duration, estimate_seconds, listing_calls
+from mirror.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 
 if TYPE_CHECKING:
     from mirror.engine.release_plan import ReleasePlan
@@ -34,6 +35,7 @@ class SyncReport:
     free: int = 0                        # reservations that cost nothing (owned, test tier)
     recovered: int = 0                   # items paid for by an earlier run and finished now
     failed: int = 0
+    left: int | None = None              # items of the selection not yet here when the run ended (None: unknown)
     bytes: int = 0
     api_calls: int = 0
     throttled: int = 0                   # 429 answers received
@@ -52,6 +54,8 @@ class SyncReport:
             return EXIT_BUDGET
         if self.status == "partial":
             return EXIT_PARTIAL
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
         return EXIT_OK
 
     def summary_line(self) -> str:
@@ -61,6 +65,8 @@ class SyncReport:
             parts.append(f"{self.matching} matching,")
         parts.append(f"{self.mirrored} new ({self.charged} charged, {self.free} free),")
         parts.append(f"{self.already_mirrored} already here, {self.failed} failed,")
+        if self.left is not None:
+            parts.append(f"{self.left} left,")
         parts.append(f"{self.bytes / 1e6:.1f} MB in {self.elapsed_s:.1f} s, {self.api_calls} API calls")
         if self.balance is not None:
             parts.append(f"| balance {self.balance}")
@@ -101,7 +107,20 @@ class PlanReport:
     balance: int | None
     max_credits: int | None
     api_calls: int
+    rate_limit: float = 60.0             # the API requests per minute the sync would run at
     ways: ReleasePlan | None = None      # per image or as a release: both, and which a sync takes
+
+    @property
+    def to_fetch(self) -> int | None:
+        """Items a sync would reserve and fetch: those matching that are not here yet."""
+        return None if self.matching is None else max(0, self.matching - (self.mirrored_here or 0))
+
+    @property
+    def seconds(self) -> float | None:
+        """The time the rate limit gives the sync: each item one API call, plus the listing pages."""
+        if self.to_fetch is None or self.matching is None:
+            return None
+        return estimate_seconds(self.to_fetch, self.rate_limit, listing_calls(self.matching if self.to_fetch else 0))
 
     @property
     def fits(self) -> bool:
@@ -122,10 +141,22 @@ class PlanReport:
             f"mirrored here    {show(self.mirrored_here)}",
             f"owned (free)     {show(self.owned)}",
             f"to be charged    {show(self.to_charge)}",
+            f"time needed      {self._time()}",
+            f"rate limit       {self.rate_limit:g} requests/min; a key's limit is set when the key is created "
+            "(default 60): pass yours with --rate-limit N",
             f"balance          {show(self.balance)} ({self.tier} tier)",
             f"--max-credits    {budget}",
             f"fits             {'yes' if self.fits else 'NO: raise --max-credits or top up'}",
         ] + (self.ways.lines() if self.ways is not None else [])
 
+    def _time(self) -> str:
+        seconds = self.seconds
+        if seconds is None or self.to_fetch is None or self.matching is None:
+            return "unknown (--lineage and --distinct-identities selections are not counted ahead)"
+        other = listing_calls(self.matching if self.to_fetch else 0)
+        return (f"{describe_duration(seconds)} at {self.rate_limit:g} requests/min ({self.to_fetch:,} downloads + "
+                f"{other:,} other API calls)")
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fits": self.fits}
+        return {**asdict(self), "fits": self.fits, "to_fetch": self.to_fetch,
+                "seconds": None if self.seconds is None else round(self.seconds, 1)}

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from mirror.api.client import MargenClient
 from mirror.api.models import Download, Item, Page
@@ -29,6 +29,7 @@ from mirror.engine.pages import walk
 from mirror.engine.report import Failure, SyncReport
 from mirror.engine.reserve import Reserver
 from mirror.engine.seen import SeenIds
+from mirror.engine.tasks import to_the_end
 from mirror.errors import (
     BudgetExhausted,
     ForbiddenScope,
@@ -46,6 +47,8 @@ from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destina
 __all__ = ["Pipeline", "ProgressHook"]
 
 ProgressHook = Callable[[int, int], None]   # (items done, bytes) increments
+log = logging.getLogger(__name__)
+_DEBUG = logging.DEBUG
 _FLUSH_EVERY_S = 2.0
 _MAX_RENEWALS = 3
 _RETRYABLE = (TransportError, IntegrityError, ServerError, RateLimited)
@@ -141,6 +144,8 @@ class Pipeline:
                 ids = [item["id"] for item in page.items]
                 firsts = self._seen.first_sightings(ids)   # False: a duplicate across pages, or pending
                 mirrored = self.index.contains_many(ids)   # one search a page
+                if log.isEnabledFor(_DEBUG):
+                    log.debug("page of %d item(s), %d already here", len(ids), sum(mirrored))
                 for item, first, already in zip(page.items, firsts, mirrored, strict=True):
                     item_id = item["id"]
                     if not first:
@@ -165,14 +170,23 @@ class Pipeline:
     # -- stage 2: reservations ---------------------------------------------------------------
     async def _reserve_one(self, work: _Work, *, renewal: bool = False) -> Download | None:
         try:
-            return await self.reserver.reserve(work.item_id, work.benchmark, renewal=renewal)
+            download = await self.reserver.reserve(work.item_id, work.benchmark, renewal=renewal)
         except BudgetExhausted:
             return None
         except _ITEM_REFUSED as exc:
             self._fail(work.item_id, str(exc), retryable=False)
+            return None
         except _RETRYABLE as exc:
             self._fail(work.item_id, str(exc))
-        return None
+            return None
+        report, reserver = self.report, self.reserver       # live counts, for a progress display
+        report.charged = reserver.budget.spent
+        report.free = reserver.free
+        report.balance = reserver.balance
+        if log.isEnabledFor(_DEBUG):
+            log.debug("reserved %r: %s%s", work.item_id, "charged" if download.charged else "free",
+                      " (renewal of an expired URL)" if renewal else "")
+        return download
 
     # -- stages 3 and 4: fetch and place, then the row -------------------------------------------
     async def _fetch_one(self, work: _Work, download: Download) -> None:
@@ -183,7 +197,9 @@ class Pipeline:
             try:
                 stored = await self.fetcher.fetch(download, relpath)
                 break
-            except UrlExpired:
+            except UrlExpired:       # its message is the signed URL: never logged nor reported
+                if log.isEnabledFor(_DEBUG):
+                    log.debug("signed URL of %r expired before it was fetched; reserving it again", work.item_id)
                 renewed = await self._reserve_one(work, renewal=True)     # free: the account owns it
                 if renewed is None:
                     return
@@ -207,6 +223,8 @@ class Pipeline:
         self._row_ids.append(work.item_id)
         self.report.mirrored += 1
         self.report.bytes += stored.bytes
+        if log.isEnabledFor(_DEBUG):
+            log.debug("placed %r at %s: %d bytes, sha256 %s", work.item_id, relpath, stored.bytes, stored.sha256)
         if self.progress:
             self.progress(1, stored.bytes)
         if self._writer.should_flush:
@@ -222,7 +240,7 @@ class Pipeline:
 
     async def _flush(self) -> None:
         # Shielded: a part on disk whose items are not marked done would be fetched again next run.
-        await _to_the_end(self._flush_now())
+        await to_the_end(self._flush_now())
 
     async def _flush_now(self) -> None:
         async with self._flush_lock:
@@ -249,26 +267,11 @@ class Pipeline:
         self.journal.done(ids)
 
     def _fail(self, item_id: str, reason: str, *, retryable: bool = True) -> None:
+        reason = self.client.redact(reason)
         self.report.failed += 1
         if len(self.report.failures) < 1000:
-            self.report.failures.append(Failure(item_id, self.client.redact(reason), retryable))
+            self.report.failures.append(Failure(item_id, reason, retryable))
+        if log.isEnabledFor(_DEBUG):
+            # %r: a reason may quote what a server sent, and a log line stays one line
+            log.debug("failed %r (%s): %r", item_id, "retryable" if retryable else "not retryable", reason)
 
-
-async def _to_the_end(step: Coroutine[Any, Any, None]) -> None:
-    """Run ``step`` to its end even if the caller is cancelled meanwhile; then the cancellation goes on.
-
-    ``asyncio.shield`` alone lets the caller go at once, with ``step`` still running: the run's last
-    flush could then start beside it. This waits it out, as a shielded cancel scope does.
-    """
-    task = asyncio.ensure_future(step)
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(task)          # the step's own error, if any, comes out here
-            break
-        except asyncio.CancelledError:
-            if task.cancelled():                # the step itself was cancelled: the loop is closing
-                raise
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError

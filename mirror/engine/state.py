@@ -9,9 +9,10 @@ whole selection again (skipping what is already mirrored).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from mirror.store import write_atomic
 
 __all__ = ["SelectionRecord", "SelectionStates"]
 
@@ -29,7 +30,7 @@ class SelectionStates:
         self.path = path
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):      # none yet (or no DEST yet): no record
             raw = {}
         self._records: dict[str, SelectionRecord] = {}
         for key, rec in raw.items() if isinstance(raw, dict) else ():
@@ -43,6 +44,5 @@ class SelectionStates:
 
     def put(self, key: str, record: SelectionRecord) -> None:
         self._records[key] = record
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: asdict(v) for k, v in self._records.items()}, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({k: asdict(v) for k, v in self._records.items()}, indent=1),
+                     temp=self.path.with_suffix(".tmp"))

@@ -1,20 +1,25 @@
 """A whole sync or plan: preflight, the no-op shortcut, the pipeline, compaction, the report.
 
-Order matters for money: the destination is locked and checked, and the selection validated
-against ``/catalog``, before anything is reserved. A selection whose last walk completed and
-whose server-side count has not moved is answered in two API calls (``/catalog`` and one
-``exclude_owned`` probe) without walking a single page.
+Order matters for money and for DEST: the selection is validated against ``/catalog`` (which also
+checks the key and the benchmark) before a new destination is created, and the destination is
+locked and checked before anything is reserved. A refused run leaves no folder behind. A
+selection whose last walk completed and whose server-side count has not moved is answered in two
+API calls (``/catalog`` and one ``exclude_owned`` probe) without walking a single page.
+
+A run given a ``stop`` event (the CLI sets it on SIGINT and SIGTERM) stops taking work when it is
+set, flushes the rows of the files already in place, and returns its report as ``interrupted``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 
@@ -24,6 +29,7 @@ from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
 from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
+from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, page_params, probe, unowned
 from mirror.engine.release import ReleaseRun, evaluate
 from mirror.engine.release_plan import SOURCES
@@ -31,6 +37,7 @@ from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
 from mirror.engine.state import SelectionRecord, SelectionStates
+from mirror.engine.tasks import alongside, to_the_end, until_stopped
 from mirror.engine.verify import RepairTarget
 from mirror.errors import MirrorError, UsageError
 from mirror.jobs import Selection, SyncJob
@@ -39,8 +46,8 @@ from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
 
 __all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook"]
 
-T = TypeVar("T")
-TotalHook = Callable[[int | None], None]   # told how many items the run expects to mirror, when known
+TotalHook = Callable[[Outlook], None]     # told once what the run has ahead of it (see Outlook)
+log = logging.getLogger(__name__)
 
 
 async def resolve_selection(client: MargenClient, selection: Selection) -> tuple[Selection, Catalog]:
@@ -55,7 +62,7 @@ async def resolve_selection(client: MargenClient, selection: Selection) -> tuple
 
 async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Timeouts = Timeouts(),
                    source: str = "per-image", release: str | None = None) -> PlanReport:
-    """What ``sync`` would spend, per image and as a release (three API calls, and two or three for
+    """What ``sync`` would spend, per image and as a release (three API calls, and one or two for
     the release, none of which buys); touches nothing on disk."""
     _check_source(source, release)
     layout = Layout(job.dest)
@@ -64,14 +71,15 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
         found = await probe(client, selection)
         usage = await client.usage()
         here = await asyncio.to_thread(count_local, layout, selection) if found is not None else None
-        to_charge = (0 if usage.tier == "test" else found.remaining) if found else None
         ways, _ = await evaluate(client, layout, selection, source=source, release=release, counted=found,
                                  here=here, tier=usage.tier, balance=usage.balance, limits=job.limits,
                                  max_credits=job.max_credits)
         return PlanReport(selection=selection.describe(), dest=str(job.dest), tier=usage.tier,
                           matching=found.total_matching if found else None, mirrored_here=here,
-                          owned=found.owned if found else None, to_charge=to_charge,
-                          balance=usage.balance, max_credits=job.max_credits, api_calls=client.api_calls, ways=ways)
+                          owned=found.owned if found else None,
+                          to_charge=(0 if usage.tier == "test" else found.remaining) if found else None,
+                          balance=usage.balance, max_credits=job.max_credits, api_calls=client.api_calls,
+                          rate_limit=job.limits.rate_limit, ways=ways)
 
 
 def _check_source(source: str, release: str | None) -> None:
@@ -88,7 +96,8 @@ async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, J
     with DestLock(layout):
         journal = Journal(layout.state / "journal.jsonl")
         try:
-            index = await asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending or journal.purchases))
+            index = await to_the_end(asyncio.to_thread(_load_dest, layout,
+                                                       cut_short=bool(journal.pending or journal.purchases)))
             yield layout, index, journal
         finally:
             journal.close()
@@ -109,35 +118,77 @@ def _load_dest(layout: Layout, *, cut_short: bool) -> ManifestIndex:
 
 async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: ProgressHook | None = None,
                    on_total: TotalHook | None = None, timeouts: Timeouts = Timeouts(),
-                   retries: Retries = Retries(), source: str = "per-image", release: str | None = None) -> SyncReport:
+                   retries: Retries = Retries(), stop: asyncio.Event | None = None, source: str = "per-image",
+                   release: str | None = None) -> SyncReport:
     """Mirror ``job.selection`` into ``job.dest``; see ``mirror.sync`` for the public face.
 
-    Once DEST is open, ``/catalog`` and (on a first walk) the first page are asked for together;
-    the walk waits for ``/catalog`` to accept the selection before anything is reserved.
-    ``source``: per-image, release or auto (see ``engine/release.py``); ``release`` pins one.
+    ``stop``: once set, the run stops taking work, flushes what is finished and returns with
+    status ``interrupted`` (exit code 130); the next run resumes it. ``source``: per-image, release
+    or auto (see ``engine/release.py``); ``release`` pins one.
     """
     _check_source(source, release)
     started = time.monotonic()
     report = SyncReport(selection=job.selection.describe(), dest=str(job.dest))
-    async with _open_dest(job.dest) as (layout, index, journal):
-        states = SelectionStates(layout.state / "selections.json")
-        try:
-            async with _client(job, api_key, base_url, timeouts, retries) as client, \
-                    _alongside(resolve_selection(client, job.selection)) as resolving, \
-                    _alongside(_first_page_early(client, job.selection, states)
-                               if source == "per-image" else None) as early:
-                try:
-                    releases = ReleaseRun(client=client, layout=layout, index=index, journal=journal, states=states,
-                                          report=report, limits=job.limits, timeouts=timeouts, retries=retries,
-                                          max_credits=job.max_credits, progress=progress, on_total=on_total)
-                    await _sync(job, client, layout, index, journal, states, report, progress, on_total,
-                                timeouts, retries, resolving, early, releases, source, release)
-                finally:
-                    report.api_calls = client.api_calls
-                    report.throttled = client.limiter.throttled
-        finally:
-            report.elapsed_s = round(time.monotonic() - started, 3)
+    try:
+        if await until_stopped(_run(job, api_key, base_url, report, progress, on_total, timeouts, retries,
+                                    source, release), stop):
+            report.status = "interrupted"
+            report.message = "interrupted; finished work is saved: run the same command again to resume"
+    except BaseException as exc:
+        if log.isEnabledFor(logging.INFO):
+            log.info("sync of %s into %s stopped: %s", report.selection, report.dest,
+                     exc if isinstance(exc, MirrorError) else type(exc).__name__)
+        raise
+    finally:
+        report.elapsed_s = round(time.monotonic() - started, 3)
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", report.summary_line())
     return report
+
+
+async def _run(job: SyncJob, api_key: ApiKey, base_url: str, report: SyncReport, progress: ProgressHook | None,
+               on_total: TotalHook | None, timeouts: Timeouts, retries: Retries, source: str,
+               release: str | None) -> None:
+    """``/catalog`` and (on a first walk) the first page are asked for together. A new DEST is
+    created only once ``/catalog`` has accepted the key, the benchmark and the filters; an existing
+    one is opened (locked, recovered, its manifest loaded) while the answer is on its way. The walk
+    waits for ``/catalog`` to accept the selection before anything is reserved."""
+    state = Layout(job.dest).state
+    known = SelectionStates(state / "selections.json") if state.is_dir() else None     # read only, not locked
+    async with _client(job, api_key, base_url, timeouts, retries) as client:
+        try:
+            async with alongside(resolve_selection(client, job.selection)) as resolving, \
+                    alongside(_first_page_early(client, job.selection, known)
+                              if source == "per-image" else None) as early:
+                assert resolving is not None
+                if known is None:
+                    await resolving          # not a mirror yet: a refused run creates nothing
+                async with _open_dest(job.dest) as (layout, index, journal):
+                    here, finished = len(index), False
+                    states = SelectionStates(layout.state / "selections.json")
+                    try:
+                        releases = ReleaseRun(client=client, layout=layout, index=index, journal=journal,
+                                              states=states, report=report, limits=job.limits, timeouts=timeouts,
+                                              retries=retries, max_credits=job.max_credits, progress=progress,
+                                              on_total=on_total)
+                        await _sync(job, client, layout, index, journal, states, report, progress, on_total,
+                                    resolving, early, timeouts, retries, releases, source, release)
+                        finished = True
+                    finally:
+                        report.left = _left(report, here, finished=finished)
+        finally:
+            report.api_calls = client.api_calls
+            report.throttled = client.limiter.throttled
+
+
+def _left(report: SyncReport, here: int, *, finished: bool) -> int | None:
+    """Items of the selection not here yet: what it matches less what was here and what came. ``here``
+    counts all of DEST, so with other selections in the same DEST this can only err low."""
+    if report.matching is None:
+        return None
+    if finished and report.status in ("complete", "up-to-date"):
+        return 0
+    return max(0, report.matching - max(here, report.already_mirrored) - report.mirrored)
 
 
 async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits, api_key: ApiKey, base_url: str,
@@ -200,9 +251,9 @@ async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[
 
 async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
                 states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
-                on_total: TotalHook | None, timeouts: Timeouts, retries: Retries,
-                resolving: asyncio.Task[tuple[Selection, Catalog]], early: asyncio.Task[Page] | None,
-                releases: ReleaseRun, source: str, release: str | None) -> None:
+                on_total: TotalHook | None, resolving: asyncio.Task[tuple[Selection, Catalog]],
+                early: asyncio.Task[Page] | None, timeouts: Timeouts, retries: Retries, releases: ReleaseRun,
+                source: str, release: str | None) -> None:
     selection, _ = await resolving
     report.selection = selection.describe()
     if journal.purchases and not await releases.finish_purchases():     # paid for earlier: placed first
@@ -226,26 +277,28 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
     if source != "per-image" and await releases.pull(selection, source=source, release=release, counted=found):
         return
     if on_total is not None and record is not None:
-        on_total(found.total_matching - len(index) if found is not None and not start else None)
-    budget = Budget(None if job.max_credits is None else max(0, job.max_credits - report.charged))
+        on_total(_outlook(found, index, job, report))
+    budget = Budget(job.max_credits)
     reserver = Reserver(client, journal, budget)
+    budget.spent, reserver.free = report.charged, report.free       # what a release took earlier in the run
     async with Fetcher(layout, job.limits, timeouts, retries, pool=client.pool) as fetcher:
         pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                             reserver=reserver, report=report, concurrency=job.limits.concurrency,
                             progress=progress)
         # A first walk has nothing to shortcut or resume from, so its probe (which only counts) runs
         # alongside it instead of costing a round trip before the first page.
-        async with _alongside(_count(client, selection, index, on_total) if record is None else None) as counting:
+        counter = _count(client, selection, index, job, report, on_total) if record is None else None
+        async with alongside(counter) as counting:
             try:
                 await pipeline.run(selection, start_cursor=start, first_page=early)
             finally:
-                report.charged += budget.spent
-                report.free += reserver.free
+                report.charged = budget.spent
+                report.free = reserver.free
+                report.balance = reserver.balance
                 report.slow_disk = fetcher.slow_disk
             if counting is not None:
                 found = await counting
-                report.matching = found.total_matching if found is not None else None
-    rows = await asyncio.to_thread(compact, layout)
+    rows = await to_the_end(asyncio.to_thread(compact, layout))
     pa.default_memory_pool().release_unused()      # compaction's buffers: give them back to the OS
     if budget.exhausted:
         report.status = "budget"
@@ -264,44 +317,37 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
 
 
 def _first_page_early(client: MargenClient, selection: Selection,
-                      states: SelectionStates) -> Coroutine[Any, Any, Page] | None:
+                      states: SelectionStates | None) -> Coroutine[Any, Any, Page] | None:
     """A first walk's first page, to ask for alongside ``/catalog``: one round trip less before the
     first download. Only for a plain selection naming its benchmark and with no saved record (which
     means a probe first, and maybe no walk at all). ``/items`` costs no credit, and the page is used
     only if ``/catalog`` accepts the selection exactly as given."""
     if not selection.benchmark or selection.lineage or selection.distinct_identities \
-            or states.get(selection.key) is not None:
+            or (states is not None and states.get(selection.key) is not None):
         return None
     return client.items(page_params(selection, ""))
 
 
-@contextlib.asynccontextmanager
-async def _alongside(coro: Coroutine[Any, Any, T] | None) -> AsyncIterator[asyncio.Task[T] | None]:
-    """Run ``coro`` as a task beside the block (None: nothing to run). Whatever is left of it is
-    cancelled and waited for on the way out, and an error nobody awaited is read, not reported."""
-    if coro is None:
-        yield None
-        return
-    task = asyncio.ensure_future(coro)
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
-
-
-async def _count(client: MargenClient, selection: Selection, index: ManifestIndex,
-                 on_total: TotalHook | None) -> Probe | None:
+async def _count(client: MargenClient, selection: Selection, index: ManifestIndex, job: SyncJob,
+                 report: SyncReport, on_total: TotalHook | None) -> Probe | None:
     """A first walk's probe: it only counts, so a failure costs the count (and the next run's
     shortcut, as no record is saved without it), never the walk."""
     try:
         found = await probe(client, selection)
     except MirrorError:
-        return None
+        found = None
+    report.matching = found.total_matching if found is not None else None
     if on_total is not None:
-        on_total(found.total_matching - len(index) if found is not None else None)
+        on_total(_outlook(found, index, job, report))
     return found
+
+
+def _outlook(found: Probe | None, index: ManifestIndex, job: SyncJob, report: SyncReport) -> Outlook:
+    """What the run has ahead of it. What DEST holds is counted as this selection's: exact for a
+    DEST that holds one selection, the usual case."""
+    total = found.total_matching if found is not None else None
+    here = len(index) if total is None else min(len(index), total)
+    return Outlook(total=total, here=here, rate_limit=job.limits.rate_limit, report=report)
 
 
 def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, index: ManifestIndex) -> bool:

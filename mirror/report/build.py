@@ -11,31 +11,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mirror.errors import UsageError
+from mirror.report.calibration import BINS, CLEAN_FPR
+from mirror.report.compare import compare_detectors
+from mirror.report.gallery import select_gallery, thumbnail
 from mirror.report.groups import analyse, detector_names, load_scored
 from mirror.report.metrics import THRESHOLD
-from mirror.report.plots import collapse_bars, metric_bars, roc_figure
+from mirror.report.names import display_names
+from mirror.report.plots import calibration_figure, collapse_bars, metric_bars, roc_figure
 from mirror.report.render import render_html, render_markdown
+from mirror.store import write_atomic
 
 __all__ = ["build_report", "FORMAT"]
 
-FORMAT = 1
+FORMAT = 2
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _choose(dest: Path, detectors: list[str] | None) -> list[str]:
@@ -65,23 +58,41 @@ def build_report(dest: str | os.PathLike[str], detectors: list[str] | None = Non
         raise UsageError(f"report name {name!r} is not a plain folder name: pass --name with letters, digits, . _ + -")
     scored = {d: load_scored(root, d) for d in chosen}
     results = {d: analyse(s, resamples=resamples, seed=seed) for d, s in scored.items()}
+    for d, s in scored.items():
+        results[d]["gallery"] = select_gallery(s, results[d]["headline"]["condition"])
     doc: dict[str, Any] = {
         "format": FORMAT, "report": name, "dest": str(dest), "detectors": chosen,
+        "display_names": display_names(chosen),
         "settings": {"threshold": THRESHOLD, "positive_class": "fake",
                      "bootstrap": {"resamples": resamples, "seed": seed, "confidence": 0.95,
                                    "stratified_by": "class", "interval": "percentile"},
                      "generator_groups": "fakes of the generator plus every real in scope",
-                     "eer": "FPR where |FNR - FPR| is smallest (DeepfakeBench)",
+                     "eer": "nearest ROC point, not interpolated: FPR where |FNR - FPR| is smallest, first such "
+                            "point, one ROC point per distinct score (DeepfakeBench)",
+                     "operating_points": "TPR@FPR<=1%/5%: highest TPR of a ROC point within the FPR; FPR@TPR>=95%: "
+                                         "lowest FPR of a ROC point reaching the TPR; no interpolation",
+                     "calibration": {"bins": BINS, "binning": "equal width, (k/10, (k+1)/10] (scikit-learn)",
+                                     "clean_threshold": f"lowest clean P(fake) level t with FPR(p > t) <= "
+                                                        f"{CLEAN_FPR:g} on clean reals"},
+                     "paired_test": "DeLong 1988 on items both detectors scored; CI = diff +- 1.96 SE; "
+                                    "Holm-adjusted p over every test in the report",
                      "fairness_gap": "(max - min) x 100 across groups with the metric defined"},
         "results": results,
+        "comparisons": compare_detectors(scored),
     }
-    figures = {"roc": roc_figure(scored, results), "perturbation": metric_bars(results, "perturbation"),
-               "layer": metric_bars(results, "layer"), "generator": metric_bars(results, "generator"),
-               "cell": metric_bars(results, "cell"), "collapse_fake": collapse_bars(results, "fake"),
-               "collapse_real": collapse_bars(results, "real")}
+    short = doc["display_names"]
+    figures = {"roc": roc_figure(scored, results, short), "perturbation": metric_bars(results, "perturbation", short),
+               "generator": metric_bars(results, "generator", short), "cell": metric_bars(results, "cell", short),
+               "collapse_fake": collapse_bars(results, "fake", short),
+               "collapse_real": collapse_bars(results, "real", short),
+               "calibration": calibration_figure(scored, results, short)}
+    shown = {e["path"] for r in results.values() for e in r["gallery"]["fakes_scored_real"]
+             + r["gallery"]["reals_scored_fake"]}
+    shown |= {e[k]["path"] for r in results.values() for e in r["gallery"]["pairs"] for k in ("clean", "perturbed")}
+    thumbs = {path: thumbnail(root, path) for path in sorted(p for p in shown if p)}
     out = root / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "metrics.json", json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n")
-    _write_atomic(out / "report.md", render_markdown(doc))
-    _write_atomic(out / "report.html", render_html(doc, figures))
+    write_atomic(out / "metrics.json", json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    write_atomic(out / "report.md", render_markdown(doc))
+    write_atomic(out / "report.html", render_html(doc, figures, thumbs))
     return out

@@ -26,11 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from mirror.report.calibration import calibration
 from mirror.report.metrics import THRESHOLD, evaluate, mean_summary, rng_for
 from mirror.store.manifest import open_manifest
 from mirror.store.scores import SCORES_SCHEMA
 
-__all__ = ["DIMENSIONS", "FAIRNESS_DIMENSIONS", "Scored", "load_scored", "detector_names", "analyse"]
+__all__ = ["DIMENSIONS", "FAIRNESS_DIMENSIONS", "CLEAN", "Scored", "load_scored", "detector_names", "ordered",
+           "analyse"]
 
 DIMENSIONS = ("perturbation", "layer", "generator", "skin_tone", "gender", "cell")
 FAIRNESS_DIMENSIONS = ("cell", "skin_tone", "gender")
@@ -44,7 +46,7 @@ _ORDER = {  # display order of known values; unknown values follow, sorted
     "gender": ("female", "male"),
 }
 _ITEM_COLUMNS = ["id", "sha256", "kind", "skin_tone", "gender", "generator", "perturbation", "layer", "base_id",
-                 "source_real_id", "downloaded_at"]
+                 "source_real_id", "path", "downloaded_at"]
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Scored:
     detector: str
     fake: np.ndarray                      # bool, fake = positive class
     p_fake: np.ndarray                    # float64
-    columns: dict[str, np.ndarray]        # object arrays: id, base_id, and every dimension
+    columns: dict[str, np.ndarray]        # object arrays: id, base_id, path, and every dimension
     counts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,7 +115,8 @@ def load_scored(dest: Path, detector: str) -> Scored:
             matched.add(row["id"])
             kept.append((item, float(row["p_fake"])))
     columns = {name: np.array([item[name] for item, _ in kept], dtype=object)
-               for name in ("id", "base_id", "kind", "perturbation", "layer", "generator", "skin_tone", "gender")}
+               for name in ("id", "base_id", "kind", "perturbation", "layer", "generator", "skin_tone", "gender",
+                            "path")}
     columns["cell"] = np.array([f"{item['skin_tone']}/{item['gender']}" for item, _ in kept], dtype=object)
     counts = {"manifest_items": len(items), "score_rows": n_rows, "scores_newest": len(rows), "scored": len(kept),
               "excluded": dict(sorted(excluded.items())), "unscored_items": len(items) - len(matched)}
@@ -121,18 +124,22 @@ def load_scored(dest: Path, detector: str) -> Scored:
                   p_fake=np.array([p for _, p in kept], dtype=np.float64), columns=columns, counts=counts)
 
 
-def _ordered(dimension: str, values: set[str]) -> list[str]:
+def ordered(dimension: str, values: set[str]) -> list[str]:
     known = _ORDER.get(dimension, ())
     return [v for v in known if v in values] + sorted(v for v in values if v not in known)
 
 
+def _column(scored: Scored, dimension: str) -> np.ndarray:
+    return np.array(["unknown" if v is None else str(v) for v in scored.columns[dimension]], dtype=object)
+
+
 def _groups(scored: Scored, dimension: str) -> list[tuple[str, np.ndarray]]:
     """(value, mask) per group of a dimension; null values are shown as "unknown"."""
-    column = np.array(["unknown" if v is None else str(v) for v in scored.columns[dimension]], dtype=object)
+    column = _column(scored, dimension)
     if dimension == "generator":
         values = set(column[scored.fake])
-        return [(v, (scored.fake & (column == v)) | ~scored.fake) for v in _ordered(dimension, values)]
-    return [(v, column == v) for v in _ordered(dimension, set(column))]
+        return [(v, (scored.fake & (column == v)) | ~scored.fake) for v in ordered(dimension, values)]
+    return [(v, column == v) for v in ordered(dimension, set(column))]
 
 
 def _collapse(scored: Scored, resamples: int, seed: int) -> dict[str, dict[str, Any]]:
@@ -157,10 +164,23 @@ def _collapse(scored: Scored, resamples: int, seed: int) -> dict[str, dict[str, 
     out: dict[str, dict[str, Any]] = {"fake": {}, "real": {}}
     for kind in out:
         perts = {p for k, p in deltas if k == kind}
-        for pert in _ordered("perturbation", perts):
+        for pert in ordered("perturbation", perts):
             summary = mean_summary(np.array(deltas[(kind, pert)]), resamples=resamples,
                                    rng=rng_for(seed, f"{scored.detector}|collapse|{kind}|{pert}"))
             out[kind][pert] = summary | {"flips": flips[(kind, pert)]}
+    return out
+
+
+def _heatmap(scored: Scored) -> dict[str, dict[str, Any]]:
+    """AUC of each generator's fakes against the reals, under each perturbation (point estimates)."""
+    gen, pert = _column(scored, "generator"), _column(scored, "perturbation")
+    out: dict[str, dict[str, Any]] = {}
+    for g in ordered("generator", set(gen[scored.fake])):
+        out[g] = {}
+        for p in ordered("perturbation", set(pert)):
+            mask = (pert == p) & ((scored.fake & (gen == g)) | ~scored.fake)
+            m = evaluate(scored.fake[mask], scored.p_fake[mask], resamples=0, rng=rng_for(0, "point"))
+            out[g][p] = {"auc": m["auc"], "n_fake": m["n_fake"], "n_real": m["n_real"]}
     return out
 
 
@@ -215,6 +235,9 @@ def analyse(scored: Scored, *, resamples: int, seed: int) -> dict[str, Any]:
     groups = {dim: {value: run(f"{dim}={value}", mask) for value, mask in _groups(scored, dim)}
               for dim in DIMENSIONS}
     collapse = _collapse(scored, resamples, seed)
+    perturbations = _groups(scored, "perturbation")
+    clean = _column(scored, "perturbation") == CLEAN
     return {"counts": scored.counts, "overall": overall, "groups": groups, "collapse": collapse,
             "fairness": {dim: _fairness(groups[dim]) for dim in FAIRNESS_DIMENSIONS},
-            "headline": _headline(scored.detector, groups, collapse)}
+            "calibration": calibration(scored.fake, scored.p_fake, perturbations, clean),
+            "heatmap": _heatmap(scored), "headline": _headline(scored.detector, groups, collapse)}

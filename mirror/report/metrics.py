@@ -7,6 +7,9 @@ Definitions follow DeepfakeBench so numbers compare with the literature:
   with one point per distinct score (scikit-learn's ``roc_curve(drop_intermediate=False)``).
 * AP: average precision, Σ (Rₖ − Rₖ₋₁)·Pₖ over descending distinct thresholds (scikit-learn's).
 * ACC/TPR/FPR at 0.5: an image is called fake when ``p_fake > 0.5`` (DeepfakeBench's rule).
+* Operating points, on the same ROC points (no interpolation between them): TPR at FPR = 1 % and
+  5 % is the highest TPR of a point whose FPR is at most the target; FPR at TPR = 95 % is the
+  lowest FPR of a point whose TPR is at least 95 %.
 
 Everything is computed from per-score-level class weights, so one code path serves both the
 point estimate (weights are counts) and a whole batch of bootstrap resamples (weights are
@@ -21,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["THRESHOLD", "METRICS", "roc_curve", "evaluate", "mean_summary", "rng_for"]
+__all__ = ["THRESHOLD", "METRICS", "OPERATING_POINTS", "roc_curve", "evaluate", "mean_summary", "rng_for"]
 
 THRESHOLD = 0.5
-METRICS = ("auc", "eer", "ap", "acc", "tpr", "fpr")
+METRICS = ("auc", "eer", "ap", "acc", "tpr", "fpr", "tpr_at_fpr_1", "tpr_at_fpr_5", "fpr_at_tpr_95")
+OPERATING_POINTS = {"tpr_at_fpr_1": 0.01, "tpr_at_fpr_5": 0.05, "fpr_at_tpr_95": 0.95}
 _CELLS_PER_CHUNK = 2_000_000  # resamples × items per batch: bounds memory on very large groups
 
 
@@ -71,12 +75,21 @@ def _from_weights(levels: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> dict[
         both = (n1 > 0) & (n0 > 0)
         at = np.argmin(np.where(np.isnan(gap), np.inf, gap), axis=1)
         eer = np.where(both, fpr_curve[np.arange(len(at)), at], np.nan)
+        points = {}
+        for name, target in OPERATING_POINTS.items():
+            if name.startswith("tpr"):   # counts, not ratios, so k/n exactly at the target is inside
+                inside = np.concatenate([np.zeros((len(n0), 1)), fp], axis=1) <= target * n0[:, None] + 1e-9
+                points[name] = np.where(inside, tpr_curve, -np.inf).max(axis=1)
+            else:
+                inside = np.concatenate([np.zeros((len(n1), 1)), tp], axis=1) >= target * n1[:, None] - 1e-9
+                points[name] = np.where(inside, fpr_curve, np.inf).min(axis=1)
+            points[name] = np.where(both, points[name], np.nan)
         called = levels > THRESHOLD
         hits, alarms = pos[:, called].sum(axis=1), neg[:, called].sum(axis=1)
         acc = (hits + (n0 - alarms)) / (n1 + n0)
         tpr, fpr = hits / n1, alarms / n0
     auc, ap = np.where(both, auc, np.nan), np.where(both, ap, np.nan)
-    return {"auc": auc, "eer": eer, "ap": ap, "acc": acc, "tpr": tpr, "fpr": fpr}
+    return {"auc": auc, "eer": eer, "ap": ap, "acc": acc, "tpr": tpr, "fpr": fpr} | points
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

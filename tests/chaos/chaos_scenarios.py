@@ -256,7 +256,7 @@ def check_mirror(dest: Path, *, expected: set[str], served_sha: Callable[[str], 
     return c
 
 
-_STATUS_BY_EXIT = {0: ("complete:", "up-to-date:"), 4: ("budget:",), 5: ("partial:",)}
+_STATUS_BY_EXIT = {0: ("complete:", "up-to-date:"), 4: ("budget:",), 5: ("partial:",), 130: ("interrupted:",)}
 
 
 def _says_what_happened(run: CliRun) -> bool:

@@ -8,12 +8,16 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mirror.detectors import open_scores, run_score
+from mirror.detectors import DeepfakeDetectionOptions, open_scores, run_score
 from mirror.detectors.deepfake_detection import parse_item
 from mirror.detectors.history import history_path, import_history
 from mirror.store import open_manifest
 
 FAST = {"poll_interval": 0.05, "deadline": 30}
+
+
+def _options(**values: object) -> DeepfakeDetectionOptions:
+    return DeepfakeDetectionOptions.from_env(**{**FAST, **values})
 
 
 def _manifest(dest: Path) -> list[dict]:
@@ -22,7 +26,7 @@ def _manifest(dest: Path) -> list[dict]:
 
 async def test_upload_mode_scores_every_file_once(mirrored: Path, dfd_env) -> None:
     report = await run_score(mirrored, "deepfake-detection", concurrency=6, rate_limit=100_000,
-                             options={**FAST, "zero_retention_mode": True, "use_ood_detector": True})
+                             options=_options(zero_retention_mode=True, use_ood_detector=True))
     manifest = _manifest(mirrored)
     shas = {m["sha256"] for m in manifest}
     assert report.status == "complete", report.failures[:3]
@@ -35,14 +39,14 @@ async def test_upload_mode_scores_every_file_once(mirrored: Path, dfd_env) -> No
     for row in rows:
         assert row["status"] == "ok" and row["label"] in ("fake", "real") and 0.0 <= row["p_fake"] <= 1.0
         assert '"zero_retention_mode": true' in row["raw"] and row["latency_ms"] > 0
-    again = await run_score(mirrored, "deepfake-detection", rate_limit=100_000, options=FAST)
+    again = await run_score(mirrored, "deepfake-detection", rate_limit=100_000, options=_options())
     assert again.submissions == 0 and again.skipped_already == len(manifest)
     assert dfd_env.admin.counters()["submissions"] == len(shas)
 
 
 async def test_callback_mode(mirrored: Path, dfd_env) -> None:
     report = await run_score(mirrored, "deepfake-detection", filters={"kind": ("fake",)}, rate_limit=100_000,
-                             options={"callback": True, "poll_interval": 5.0, "deadline": 30})
+                             options=_options(callback=True, poll_interval=5.0))
     fakes = [m for m in _manifest(mirrored) if m["kind"] == "fake"]
     assert report.status == "complete" and report.scored == len(fakes) > 0
     counters = dfd_env.admin.counters()
@@ -55,8 +59,8 @@ async def test_url_mode_sends_fresh_signed_urls(mirrored: Path, dfd_env, margen,
     emulator, account = margen
     monkeypatch.setenv("MARGEN_API_KEY", account.key)
     report = await run_score(mirrored, "deepfake-detection", filters={"kind": ("real",)}, rate_limit=100_000,
-                             options={**FAST, "url_mode": True, "margen_base_url": emulator.url,
-                                      "margen_rate_limit": 100_000})
+                             options=_options(url_mode=True, margen_base_url=emulator.url,
+                                              margen_rate_limit=100_000))
     reals = [m for m in _manifest(mirrored) if m["kind"] == "real"]
     assert report.status == "complete", report.failures[:3]
     assert report.scored == len(reals) and dfd_env.admin.counters()["submissions"] == len({m["sha256"] for m in reals})
@@ -64,7 +68,7 @@ async def test_url_mode_sends_fresh_signed_urls(mirrored: Path, dfd_env, margen,
 
 
 async def test_history_import_mirrors_every_detection(mirrored: Path, dfd_env) -> None:
-    await run_score(mirrored, "deepfake-detection", filters={"kind": ("real",)}, rate_limit=100_000, options=FAST)
+    await run_score(mirrored, "deepfake-detection", filters={"kind": ("real",)}, rate_limit=100_000, options=_options())
     rows = await import_history(mirrored, rate_limit=100_000, page_size=10)
     table = pq.read_table(history_path(mirrored)).to_pylist()
     assert rows == len(table) == dfd_env.admin.counters()["submissions"]

@@ -11,15 +11,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from mirror.detectors import open_scores, run_score
+from mirror.detectors import DeepfakeDetectionOptions, open_scores, run_score
 from mirror.store import open_manifest
 
 SCRIPT = """
 import sys, anyio
 from mirror.config import Retries
-from mirror.detectors import run_score
+from mirror.detectors import DeepfakeDetectionOptions, run_score
+options = DeepfakeDetectionOptions.from_env(poll_interval=0.05, deadline=60)
 report = anyio.run(lambda: run_score(sys.argv[1], "deepfake-detection", concurrency=4, rate_limit=100000,
-                                     options={"poll_interval": 0.05, "deadline": 60},
+                                     options=options,
                                      retries=Retries(attempts=3, backoff=0.01, max_backoff=0.1)))
 print(report.summary_line())
 """
@@ -56,7 +57,7 @@ async def test_killed_run_resumes_without_submitting_twice(mirrored: Path, dfd_e
     assert 0 < killed_at < len(shas)
 
     report = await run_score(mirrored, "deepfake-detection", concurrency=4, rate_limit=100_000,
-                             options={"poll_interval": 0.05, "deadline": 60})
+                             options=DeepfakeDetectionOptions.from_env(poll_interval=0.05, deadline=60))
     # A kill between journaling an upload and the service's answer leaves a submission nobody can
     # account for (this service has no lookup): it is reported and never sent again. Nothing else fails.
     unknown = {f.item_id for f in report.failures if "stopped while uploading" in f.reason}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mirror.cli.score import add_score_parser, options_from_args, run_score_verb
-from mirror.detectors import open_scores
+from mirror.detectors import DeepfakeDetectionOptions, open_scores
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -19,13 +19,15 @@ def _parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["score", *argv])
 
 
-def test_flags_become_adapter_options() -> None:
+def test_flags_become_adapter_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPFAKE_DETECTION_TOKEN", "dfd_cli_test_token")      # the options carry the account
     args = _parse("d", "kind=fake", "--detector", "deepfake-detection", "--zero-retention", "--visualize",
                   "--use-ood-detector", "--frame-length", "3", "--callback")
     options = options_from_args(args)
-    assert options["zero_retention_mode"] and options["visualize"] and options["use_ood_detector"]
-    assert options["frame_length"] == 3 and options["callback"] and args.words == ["kind=fake"]
-    assert "intelligence" not in options
+    assert isinstance(options, DeepfakeDetectionOptions)
+    assert options.zero_retention_mode and options.visualize and options.use_ood_detector
+    assert options.frame_length == 3 and options.callback and args.words == ["kind=fake"]
+    assert "intelligence" not in options.request()
 
 
 def test_score_verb_end_to_end(mirrored: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

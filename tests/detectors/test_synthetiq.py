@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mirror.detectors import Media, Rejected, open_scores, run_score
+from mirror.detectors import Media, Rejected, SynthetiqOptions, open_scores, run_score
 from mirror.detectors.synthetiq import SynthetiqDetector, parse_values
 from mirror.store import open_manifest
 
 FAST = {"poll_interval": 0.05, "deadline": 30}
 
 
+def _options(**values: object) -> SynthetiqOptions:
+    return SynthetiqOptions.from_env(**FAST, **values)
+
+
 async def test_small_corpus_images_are_rejected_without_a_submission(mirrored: Path, synthetiq_env) -> None:
-    report = await run_score(mirrored, "synthetiq", rate_limit=100_000, options=FAST)
+    report = await run_score(mirrored, "synthetiq", rate_limit=100_000, options=_options())
     manifest = open_manifest(mirrored).to_table().to_pylist()
     assert report.rejected == len(manifest) and report.submissions == 0 and report.status == "complete"
     assert synthetiq_env.admin.counters()["submissions"] == 0
@@ -27,8 +31,8 @@ async def test_small_corpus_images_are_rejected_without_a_submission(mirrored: P
 
 
 async def test_pad_scores_keyed_by_the_original_file(mirrored: Path, synthetiq_env) -> None:
-    await run_score(mirrored, "synthetiq", filters={"kind": ("real",)}, rate_limit=100_000, options=FAST)
-    report = await run_score(mirrored, "synthetiq", rate_limit=100_000, options={**FAST, "pad": True})
+    await run_score(mirrored, "synthetiq", filters={"kind": ("real",)}, rate_limit=100_000, options=_options())
+    report = await run_score(mirrored, "synthetiq", rate_limit=100_000, options=_options(pad=True))
     manifest = open_manifest(mirrored).to_table().to_pylist()
     assert report.status == "complete", report.failures[:3]
     assert report.scored == len(manifest) and report.submissions == len({m["sha256"] for m in manifest})
@@ -91,7 +95,7 @@ async def test_bad_token_stops_the_run_without_leaking_it(mirrored: Path, synthe
     monkeypatch.setenv("SYNTHETIQ_API_TOKEN", "stq_wrong_secret_value")
     with pytest.raises(MirrorError) as caught:
         await run_score(mirrored, "synthetiq", filters={"kind": ("real",)}, rate_limit=100_000,
-                        options={**FAST, "pad": True})
+                        options=_options(pad=True))
     assert caught.value.exit_code == 3 and "stq_wrong_secret_value" not in str(caught.value)
     ledger = (mirrored / ".state" / "scores" / "synthetiq.jsonl").read_text()
     assert '"op":"job"' not in ledger and "stq_wrong" not in ledger

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from mirror.store.manifest import MANIFEST_SCHEMA
 from mirror.store.scores import SCORES_SCHEMA
@@ -90,4 +92,46 @@ def synthetic_dest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(dest / "scores" / "alpha" / "part-2.parquet", odd + alpha[100:], SCORES_SCHEMA)
     beta = [_score_row("beta", i["id"], i["sha256"], _p(rng, i, 1.5), later) for i in items if rng.random() < 0.8]
     _write(dest / "scores" / "beta" / "part-1.parquet", beta, SCORES_SCHEMA)
+    return dest
+
+
+LONG_NAME = "mirror.detectors.reference.a_detector_with_a_rather_long_name"
+
+
+def write_images(dest: Path) -> int:
+    """A small JPEG at every manifest path (a face-coloured square whose shade encodes the item)."""
+    written = 0
+    for item in _items():
+        path = dest / "images" / f"{item['id']}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shade = int(item["id"][-3:]) % 200
+        Image.new("RGB", (64, 64), (55 + shade, 40 + shade // 2, 30)).save(path, "JPEG", quality=80)
+        written += 1
+    return written
+
+
+@pytest.fixture(scope="session")
+def three_detector_dest(tmp_path_factory: pytest.TempPathFactory, synthetic_dest: Path) -> Path:
+    """The synthetic DEST plus image files and a third detector with a long dotted name."""
+    dest = tmp_path_factory.mktemp("report-dest3") / "dest"
+    shutil.copytree(synthetic_dest, dest, ignore=shutil.ignore_patterns("reports"))
+    write_images(dest)
+    rng = random.Random(23)
+    later = T0 + timedelta(days=2)
+    rows = [_score_row(LONG_NAME, i["id"], i["sha256"], _p(rng, i, 2.2), later) for i in _items()]
+    _write(dest / "scores" / LONG_NAME / "part-1.parquet", rows, SCORES_SCHEMA)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def degenerate_dest(tmp_path_factory: pytest.TempPathFactory, synthetic_dest: Path) -> Path:
+    """The synthetic DEST plus detector ``dead`` (every verdict an error) and ``fakes`` (only perturbed fakes)."""
+    dest = tmp_path_factory.mktemp("report-degenerate") / "dest"
+    shutil.copytree(synthetic_dest, dest, ignore=shutil.ignore_patterns("reports"))
+    later = T0 + timedelta(days=3)
+    _write(dest / "scores" / "dead" / "p.parquet", [_score_row("dead", i["id"], i["sha256"], None, later, "error")
+                                                    for i in _items()], SCORES_SCHEMA)
+    _write(dest / "scores" / "fakes" / "p.parquet", [_score_row("fakes", i["id"], i["sha256"], 0.7, later)
+                                                     for i in _items() if i["kind"] == "fake"
+                                                     and i["perturbation"] != "clean"], SCORES_SCHEMA)
     return dest

@@ -50,9 +50,10 @@ def _sk(pairs: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
     if 0 < y.sum() < len(y):
         fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
         out |= {"auc": roc_auc_score(y, p), "ap": average_precision_score(y, p),
-                "eer": fpr[np.nanargmin(np.abs((1 - tpr) - fpr))]}
+                "eer": fpr[np.nanargmin(np.abs((1 - tpr) - fpr))], "tpr_at_fpr_1": tpr[fpr <= 0.01 + 1e-12].max(),
+                "tpr_at_fpr_5": tpr[fpr <= 0.05 + 1e-12].max(), "fpr_at_tpr_95": fpr[tpr >= 0.95 - 1e-12].min()}
     else:
-        out |= {"auc": None, "ap": None, "eer": None}
+        out |= dict.fromkeys(("auc", "ap", "eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "fpr_at_tpr_95"))
     return out
 
 
@@ -141,15 +142,17 @@ def test_report_files_are_deterministic_round_trip_and_self_contained(report: Pa
     assert "url(" not in html and "@import" not in html and "<script" not in html
     assert html.count('src="data:image/png;base64,') == 7
     md = (report / "report.md").read_text()
-    for sentence in (r["headline"]["sentence"] for r in doc["results"].values()):
+    for sentence in (r["headline"]["sentence"] for r in doc["results"].values()):   # names are short already
         assert sentence in md and sentence.replace("→", "&rarr;") in html.replace("→", "&rarr;")
-    assert "| perturbation | alpha n fake/real | alpha AUC |" in md and "beta AUC" in md
+    assert "Where each detector loses most" in md and "Is one better? (DeLong" in html
+    assert "| perturbation | alpha n f/r | alpha AUC | alpha TPR@1%FPR | alpha FPR@95%TPR | beta n f/r |" in md
 
 
 def test_single_detector_and_errors(synthetic_dest: Path, tmp_path: Path) -> None:
     folder = build_report(synthetic_dest, ["beta"], resamples=RESAMPLES)
     assert folder == synthetic_dest / "reports" / "beta"
     assert list(json.loads((folder / "metrics.json").read_text())["results"]) == ["beta"]
+    assert "nothing to compare" in (folder / "report.html").read_text()
     with pytest.raises(UsageError, match="no detector scores"):
         build_report(tmp_path)
     with pytest.raises(UsageError, match="no scores for detector gamma"):
@@ -166,3 +169,49 @@ def test_cli_verb_prints_json(synthetic_dest: Path, capsys: pytest.CaptureFixtur
     out = json.loads(capsys.readouterr().out)
     assert out["report"] == str(synthetic_dest / "reports" / "cli")
     assert out["headlines"]["alpha"].startswith("alpha loses most under")
+
+
+def test_threshold_drift_and_heatmap_match_direct_computation(doc: dict[str, Any], synthetic_dest: Path) -> None:
+    pairs = _usable(synthetic_dest, "alpha")
+    cal = doc["results"]["alpha"]["calibration"]
+    clean = [(i["kind"] == "fake", p) for i, p in pairs if i["perturbation"] == "clean"]
+    reals = [p for fake, p in clean if not fake]
+    t = min(s for _, s in clean if sum(r > s for r in reals) <= 0.01 * len(reals))
+    assert cal["clean_threshold"] == t
+    for pert in ("clean", "jpeg_q30", "blur_2", "fb_pipeline"):
+        group = [(i["kind"] == "fake", p) for i, p in pairs if i["perturbation"] == pert]
+        got = cal["by_perturbation"][pert]
+        assert got["fp"] == sum(p > t for fake, p in group if not fake)
+        assert got["tp"] == sum(p > t for fake, p in group if fake)
+        assert got["fpr"] == pytest.approx(got["fp"] / sum(not fake for fake, _ in group))
+        for gen in ("stylegan2", "sdxl-1.0"):
+            cell = [(i, p) for i, p in pairs if i["perturbation"] == pert and (i["generator"] == gen or
+                                                                              i["kind"] == "real")]
+            assert doc["results"]["alpha"]["heatmap"][gen][pert]["auc"] == pytest.approx(_sk(cell)["auc"])
+
+
+def test_paired_comparison_uses_the_items_both_detectors_scored(doc: dict[str, Any], synthetic_dest: Path) -> None:
+    alpha = {i["id"]: (i, p) for i, p in _usable(synthetic_dest, "alpha")}
+    beta = {i["id"]: (i, p) for i, p in _usable(synthetic_dest, "beta")}
+    shared = sorted(set(alpha) & set(beta))
+    [pair] = doc["comparisons"]
+    assert (pair["a"], pair["b"], pair["items"]) == ("alpha", "beta", len(shared))
+    y = [alpha[k][0]["kind"] == "fake" for k in shared]
+    whole = pair["conditions"]["all"]
+    assert whole["auc_a"] == pytest.approx(roc_auc_score(y, [alpha[k][1] for k in shared]))
+    assert whole["auc_b"] == pytest.approx(roc_auc_score(y, [beta[k][1] for k in shared]))
+    assert whole["ci"][0] < whole["diff"] < whole["ci"][1] and 0 <= whole["p"] <= whole["p_holm"] <= 1
+    assert set(pair["conditions"]) == {"all", "clean", "jpeg_q30", "blur_2", "fb_pipeline"}
+
+
+def test_degenerate_detectors_still_give_a_report(degenerate_dest: Path) -> None:
+    """A detector with no usable verdict, and one that scored only perturbed fakes (no clean, no reals)."""
+    for detectors in (["dead"], ["fakes"], ["dead", "fakes", "alpha"]):
+        folder = build_report(degenerate_dest, detectors, resamples=20)
+        doc = json.loads((folder / "metrics.json").read_text())
+        for name in detectors:
+            cal = doc["results"][name]["calibration"]
+            assert name == "alpha" or cal["clean_threshold"] is None
+            assert name != "dead" or cal["reliability"]["ece"] is None
+        assert "Detector report" in (folder / "report.html").read_text()
+        assert "| detector |" in (folder / "report.md").read_text()

@@ -42,12 +42,30 @@ def test_point_metrics_match_sklearn(labels: np.ndarray, scores: np.ndarray) -> 
     np.testing.assert_allclose(ours[1], tpr)
 
 
+@pytest.mark.parametrize("labels,scores", _cases())
+def test_operating_points_match_sklearn_roc_points(labels: np.ndarray, scores: np.ndarray) -> None:
+    m = evaluate(labels, scores, resamples=0, rng=rng_for(0, "t"))
+    fpr, tpr, _ = sk_roc_curve(labels, scores, drop_intermediate=False)
+    assert m["tpr_at_fpr_1"] == pytest.approx(tpr[fpr <= 0.01 + 1e-12].max(), abs=1e-12)
+    assert m["tpr_at_fpr_5"] == pytest.approx(tpr[fpr <= 0.05 + 1e-12].max(), abs=1e-12)
+    assert m["fpr_at_tpr_95"] == pytest.approx(fpr[tpr >= 0.95 - 1e-12].min(), abs=1e-12)
+
+
+def test_operating_points_on_a_hand_made_example() -> None:
+    """100 reals at 0.00..0.99 and 20 fakes at 0.500..0.975 in steps of 0.025."""
+    reals, fakes = np.arange(100) / 100, 0.5 + np.arange(20) * 0.025
+    m = evaluate(np.r_[np.zeros(100), np.ones(20)], np.r_[reals, fakes], resamples=0, rng=rng_for(0, "h"))
+    assert m["tpr_at_fpr_1"] == 0.0                       # p >= 0.99 is the only point at 1 % FPR: no fake
+    assert m["tpr_at_fpr_5"] == pytest.approx(2 / 20)     # p >= 0.95: 5 reals, 2 fakes (0.95, 0.975)
+    assert m["fpr_at_tpr_95"] == pytest.approx(0.47)      # 19 of 20 fakes is p >= 0.525: reals 0.53..0.99
+
+
 def test_bootstrap_is_seeded_stratified_and_brackets_the_estimate() -> None:
     labels, scores = _cases()[5]
     a = evaluate(labels, scores, resamples=300, rng=rng_for(0, "group"))
     assert a == evaluate(labels, scores, resamples=300, rng=rng_for(0, "group"))
     assert a["auc_ci"] != evaluate(labels, scores, resamples=300, rng=rng_for(1, "group"))["auc_ci"]
-    for name in ("auc", "eer", "ap", "acc", "tpr", "fpr"):
+    for name in ("auc", "eer", "ap", "acc", "tpr", "fpr", "tpr_at_fpr_1", "tpr_at_fpr_5", "fpr_at_tpr_95"):
         lo, hi = a[f"{name}_ci"]
         assert lo <= hi and lo - 0.05 <= a[name] <= hi + 0.05
 

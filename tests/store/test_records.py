@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mirror.engine.journal import Journal, read_pending
 from mirror.store.records import replay_records
 
@@ -62,3 +64,30 @@ def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tm
     journal.close()
     assert set(read_pending(path)) == {"c"}
     assert path.read_text().splitlines() == ['{"op": "reserve", "id": "c", "b": "bench", "k": "tok-c"}']
+
+
+def test_a_ledger_holds_its_detectors_lock_and_replays_an_older_versions_file(tmp_path: Path) -> None:
+    from mirror.detectors.ledger import Ledger
+    from mirror.errors import LockHeldError
+    from mirror.store import Layout
+
+    layout = Layout.prepare(tmp_path / "dest")
+    path = layout.state / "scores" / "synthetiq.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"op":"submit","sha":"a","id":"i-a","t":1.0}\n{"op":"job","sha":"a","job":"j-a","t":1.1}\n'
+                    '{"op":"submit","sha":"b","id":"i-b","t":1.2}\n{"op":"submit","sha":"c","id":"i-c"}\n'
+                    '{"op":"forget","sha":"c"}\n{"op":"job","sha":"b","jo')           # killed mid-write
+    ledger = Ledger(layout, "synthetiq")
+    assert {sha: (e.item_id, e.job) for sha, e in ledger.entries.items()} == {"a": ("i-a", "j-a"), "b": ("i-b", None)}
+    assert path.read_text().splitlines() == ['{"op": "submit", "sha": "a", "id": "i-a"}',
+                                             '{"op": "job", "sha": "a", "job": "j-a"}',
+                                             '{"op": "submit", "sha": "b", "id": "i-b"}']     # compacted on open
+    with pytest.raises(LockHeldError, match="another scoring run for synthetiq"):
+        Ledger(layout, "synthetiq")
+    other = Ledger(layout, "deepfake-detection")           # another detector's run may share DEST
+    other.close()
+    ledger.submitted("b", "j-b")
+    ledger.close()
+    again = Ledger(layout, "synthetiq")                    # the lock went with the closed log
+    assert again.entries["b"].job == "j-b"
+    again.close()

@@ -87,14 +87,27 @@ async def serve(config: DetectorEmulatorConfig, ready: Callable[[str], None] | N
         await runner.cleanup()
 
 
-def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
-    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator",
-                                description="Run a local detection-service emulator on 127.0.0.1.")
+_ENV = {"synthetiq": ("SYNTHETIQ_URL", "SYNTHETIQ_API_TOKEN"),
+        "deepfake-detection": ("DEEPFAKE_DETECTION_URL", "DEEPFAKE_DETECTION_TOKEN")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``margen-mirror detector-emulator`` command line (flags spelled out whole, like every verb's)."""
+    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator", allow_abbrev=False,
+                                description="Run a local detection-service emulator on 127.0.0.1.",
+                                epilog="once listening it prints READY http://127.0.0.1:PORT, then the variables "
+                                       "`margen-mirror score --detector SERVICE` reads (the demo token is printed; "
+                                       "a --token-file token is not)")
     p.add_argument("--service", required=True, choices=SERVICES)
     p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--token-file", type=Path, default=None, help="file holding the API token (default: demo token)")
     p.add_argument("--processing-seconds", type=float, default=0.3, help="how long every job stays processing")
     p.add_argument("--data-dir", type=Path, default=None, help="where processed movies are kept (default: memory)")
+    return p
+
+
+def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
+    p = build_parser()
     a = p.parse_args(argv)
     if not 0 <= a.port < 65536 or a.processing_seconds < 0:
         p.error("--port in [0, 65535] and --processing-seconds >= 0")
@@ -113,5 +126,15 @@ def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
 def main(argv: list[str] | None = None) -> int:
     """The ``detector-emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0 (1 if it cannot listen)."""
     config = _parse(argv)
-    return serve_until_signal(lambda ready: serve(config, ready=ready), name="detector-emulator",
+
+    def ready_then_usage(ready: Callable[[str], None]) -> Callable[[str], None]:
+        def announce(url: str) -> None:
+            ready(url)
+            url_var, token_var = _ENV[config.service]
+            token = config.api_token if config.token is None else '"$(cat TOKEN_FILE)"'
+            print(f"try: export {url_var}={url} {token_var}={token}; margen-mirror score DEST --detector "
+                  f"{config.service}", flush=True)
+        return announce
+
+    return serve_until_signal(lambda ready: serve(config, ready=ready_then_usage(ready)), name="detector-emulator",
                               where=f"{config.host}:{config.port}")
