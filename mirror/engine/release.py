@@ -57,7 +57,7 @@ from mirror.errors import InsufficientCredits, RateLimited, ServerError, Transpo
 from mirror.jobs import Selection
 from mirror.store import Layout, ManifestIndex, compact
 
-__all__ = ["ReleaseRun", "ReleaseQuote", "evaluate"]
+__all__ = ["Decision", "ReleaseRun", "ReleaseQuote", "decide", "evaluate"]
 
 _RETRYABLE = (TransportError, ServerError, RateLimited)
 
@@ -109,6 +109,25 @@ async def evaluate(client: MargenClient, layout: Layout, selection: Selection, *
     return replace(plan, usable=usable, choice=choice, reason=reason), found
 
 
+Decision = tuple[ReleasePlan, ReleaseQuote | None]
+
+
+async def decide(client: MargenClient, layout: Layout, selection: Selection, *, source: str, release: str | None,
+                 counted: Probe | None, limits: Limits, max_credits: int | None) -> Decision:
+    """Which way a sync of ``selection`` takes (``evaluate``, with the counts it needs), before
+    anything is bought or written: what ``--source release`` cannot serve is a UsageError here, so a
+    refused run leaves nothing behind (``sync`` asks this before creating a new DEST)."""
+    counted = counted or await probe(client, selection)
+    usage = await client.usage()
+    here = await asyncio.to_thread(_count_here, layout, selection)
+    plan, found = await evaluate(client, layout, selection, source=source, release=release, counted=counted,
+                                 here=here, tier=usage.tier, balance=usage.balance, limits=limits,
+                                 max_credits=max_credits)
+    if source == "release" and plan.usable:
+        raise UsageError(f"--source release: {plan.usable}; use --source per-image for this selection")
+    return plan, found
+
+
 @dataclass
 class ReleaseRun:
     """The release side of one sync (DEST locked and loaded, the client open)."""
@@ -136,23 +155,17 @@ class ReleaseRun:
                 return False                  # stopped (budget, 402, failed parts); "complete": it was dropped
         return True
 
-    async def pull(self, selection: Selection, *, source: str, release: str | None, counted: Probe | None) -> bool:
+    async def pull(self, selection: Selection, *, source: str, release: str | None, counted: Probe | None,
+                   decided: Decision | None = None) -> bool:
         """``--source release|auto`` once the no-op shortcut did not apply. True: the run is done (the
         release served it, or it stopped, or it could not serve and was asked for explicitly);
-        False: go on per image (auto only)."""
-        counted = counted or await probe(self.client, selection)
-        usage = await self.client.usage()
-        here = await asyncio.to_thread(_count_here, self.layout, selection)
-        plan, found = await evaluate(self.client, self.layout, selection, source=source, release=release,
-                                     counted=counted, here=here, tier=usage.tier, balance=usage.balance,
-                                     limits=self.limits, max_credits=self._budget_left())
+        False: go on per image (auto only). ``decided``: ``decide``'s answer, when asked already."""
+        plan, found = decided or await decide(self.client, self.layout, selection, source=source, release=release,
+                                              counted=counted, limits=self.limits, max_credits=self._budget_left())
         if plan.choice != "release":
-            if source == "auto":
-                return False
-            if plan.usable:
-                raise UsageError(f"--source release: {plan.usable}; use --source per-image for this selection")
-            self._stop(plan.reason)       # the budget or the balance: nothing bought
-            return True
+            if source == "release":
+                self._stop(plan.reason)       # the budget or the balance: nothing bought
+            return source == "release"
         assert found is not None
         self.report.source, self.report.release = "release", found.name
         if found.counts.total_matching <= found.here and not found.counts.remaining:    # all here already

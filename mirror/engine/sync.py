@@ -31,7 +31,7 @@ from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
 from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, page_params, probe, unowned
-from mirror.engine.release import ReleaseRun, evaluate
+from mirror.engine.release import Decision, ReleaseRun, decide, evaluate
 from mirror.engine.release_plan import SOURCES
 from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver, new_token
@@ -161,8 +161,13 @@ async def _run(job: SyncJob, api_key: ApiKey, base_url: str, report: SyncReport,
                     alongside(_first_page_early(client, job.selection, known)
                               if source == "per-image" else None) as early:
                 assert resolving is not None
+                decided: Decision | None = None
                 if known is None:
                     await resolving          # not a mirror yet: a refused run creates nothing
+                    if source != "per-image":       # nor one --source release cannot serve
+                        decided = await decide(client, Layout(job.dest), resolving.result()[0], source=source,
+                                               release=release, counted=None, limits=job.limits,
+                                               max_credits=job.max_credits)
                 async with _open_dest(job.dest) as (layout, index, journal):
                     here, finished = len(index), False
                     states = SelectionStates(layout.state / "selections.json")
@@ -172,7 +177,7 @@ async def _run(job: SyncJob, api_key: ApiKey, base_url: str, report: SyncReport,
                                               retries=retries, max_credits=job.max_credits, progress=progress,
                                               on_total=on_total)
                         await _sync(job, client, layout, index, journal, states, report, progress, on_total,
-                                    resolving, early, timeouts, retries, releases, source, release)
+                                    resolving, early, timeouts, retries, releases, source, release, decided)
                         finished = True
                     finally:
                         report.left = _left(report, here, finished=finished)
@@ -253,7 +258,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                 states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
                 on_total: TotalHook | None, resolving: asyncio.Task[tuple[Selection, Catalog]],
                 early: asyncio.Task[Page] | None, timeouts: Timeouts, retries: Retries, releases: ReleaseRun,
-                source: str, release: str | None) -> None:
+                source: str, release: str | None, decided: Decision | None) -> None:
     selection, _ = await resolving
     report.selection = selection.describe()
     if journal.purchases and not await releases.finish_purchases():     # paid for earlier: placed first
@@ -274,7 +279,8 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
                 return
             if found.total_matching > record.total_matching and not _rows_lost(record, index):
                 start = record.watermark              # only appended items are new
-    if source != "per-image" and await releases.pull(selection, source=source, release=release, counted=found):
+    if source != "per-image" and await releases.pull(selection, source=source, release=release, counted=found,
+                                                      decided=decided):
         return
     if on_total is not None and record is not None:
         on_total(_outlook(found, index, job, report))

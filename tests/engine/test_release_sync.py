@@ -135,12 +135,14 @@ async def test_bad_input_costs_nothing_and_says_what_would_match(emulator, accou
     with pytest.raises(mirror.UsageError, match="--source release"):
         await do_sync(emulator, account, tmp_path / "a", release=f"{BENCH}.0")
     assert emulator.admin.ledger(account.name)["charge_count"] == 0
+    assert not (tmp_path / "a").exists(), "a refused run creates nothing"
 
 
 async def test_test_keys_have_no_release_and_auto_mirrors_their_sample(emulator, tmp_path):
     test = Account(emulator.admin.create_key("test", rate_limit=100_000, account="acct_t"), "acct_t")
     with pytest.raises(mirror.UsageError, match=r"coverage partial.*--source per-image"):
         await do_sync(emulator, test, tmp_path / "a", filters={"kind": "fake"}, source="release")
+    assert not (tmp_path / "a").exists()
     auto = await do_sync(emulator, test, tmp_path / "b", filters={"kind": "fake"}, source="auto")
     assert auto.source == "per-image" and auto.status == "complete" and auto.mirrored > 0
 
