@@ -179,9 +179,9 @@ class PartsRun:
 
     async def _attempt(self, http: aiohttp.ClientSession, part: ReleasePart, release: Release, spill: Path,
                        downloads: asyncio.Semaphore, explodes: asyncio.Semaphore) -> _Exploded:
-        if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
-            raise _Expired
         async with downloads:
+            if time.monotonic() > release.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * release.ttl):
+                raise _Expired              # checked once the fetch can start: waiting for a slot takes time
             body = await self._download(http, part, spill)
         async with explodes:
             try:

@@ -84,12 +84,13 @@ async def test_faults_on_every_step_still_mirror_everything_once_and_report_the_
 
 
 async def test_expired_part_urls_are_renewed_by_one_free_pull(emulator, account, tmp_path):
-    emulator.admin.set_faults(url_ttl=1, latency_ms=60)
+    # ~150 parts, 8 at a time, 200 ms each: several seconds, with URLs that live one
+    emulator.admin.set_faults(url_ttl=1, latency_ms=200)
     report = await do_sync(emulator, account, tmp_path / "m", filters={"kind": "real"}, source="release")
     assert report.status == "complete", (report.message, report.failures[:3])
-    assert emulator.admin.counters()["storage_forbidden"] + report.api_calls > 0
     pulls = emulator.admin.ledger(account.name)["release_pulls"]
-    assert len(pulls) >= 2 and [p["credits"] for p in pulls[1:]] == [0] * (len(pulls) - 1), "renewals are free"
+    assert len(pulls) >= 2, "the part URLs expired and were renewed"
+    assert [p["credits"] for p in pulls[1:]] == [0] * (len(pulls) - 1), "renewals are free"
     assert emulator.admin.ledger(account.name)["charge_count"] == report.charged == report.mirrored
 
 
