@@ -24,9 +24,8 @@ from datetime import UTC, datetime
 from mirror.api.client import MargenClient
 from mirror.api.models import Download, Item, Page
 from mirror.engine.fetch import Fetcher, UrlExpired
-from mirror.engine.journal import Journal
+from mirror.engine.outcome import Failure, SyncReport
 from mirror.engine.pages import walk
-from mirror.engine.report import Failure, SyncReport
 from mirror.engine.reserve import Reserver
 from mirror.engine.seen import SeenIds
 from mirror.engine.tasks import to_the_end
@@ -43,6 +42,7 @@ from mirror.errors import (
 )
 from mirror.jobs import Selection
 from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
+from mirror.store.reservations import ReservationLog
 
 __all__ = ["Pipeline", "ProgressHook"]
 
@@ -69,7 +69,7 @@ class _Work:
 class Pipeline:
     """One run's moving parts; ``run`` mirrors what ``selection`` and the journal ask for."""
 
-    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: Journal,
+    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: ReservationLog,
                  index: ManifestIndex, reserver: Reserver, report: SyncReport, concurrency: int,
                  progress: ProgressHook | None = None, pending_only: Collection[str] | None = None) -> None:
         self.layout = layout

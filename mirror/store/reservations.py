@@ -1,4 +1,4 @@
-"""The reservation journal: which items this destination has paid for but not yet written.
+"""The reservation log (``.state/journal.jsonl``): items this destination paid for but has not yet written.
 
 A credit is spent when ``/download`` answers, but the image only counts as mirrored once its
 manifest part is on disk. Anything can happen in between (a kill -9, a full disk, an expired
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mirror.store.records import RecordLog, replay_records
 
-__all__ = ["Journal", "Pending", "read_pending"]
+__all__ = ["ReservationLog", "Pending", "read_pending"]
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Pending:
     token: str | None = None      # the last reservation's Idempotency-Key token (None: an older version's)
 
 
-class Journal:
+class ReservationLog:
     """The reservation records on a ``RecordLog``; ``pending`` is what earlier runs left unfinished."""
 
     def __init__(self, path: Path) -> None:

@@ -30,11 +30,9 @@ from mirror.api.client import MargenClient
 from mirror.config import Retries, Timeouts, load_api_key, resolve_base_url
 from mirror.detectors.base import Detector, Media, Rejected, SubmissionUnknown, Verdict
 from mirror.detectors.http import DetectorHttpError
-from mirror.detectors.ledger import Ledger
 from mirror.detectors.options import DetectorOptions, Pacing, SignedUrls
 from mirror.detectors.registry import load_detector, resolve_options
-from mirror.detectors.scores import ScoresWriter, latest_status
-from mirror.engine.report import Failure, run_report_dict
+from mirror.engine.outcome import Failure, outcome_dict
 from mirror.engine.reserve import idempotency_key, new_token
 from mirror.errors import (
     EXIT_OK,
@@ -46,6 +44,8 @@ from mirror.errors import (
 )
 from mirror.ratelimit import RateLimiter
 from mirror.store import MANIFEST_SCHEMA, Layout, open_manifest, resolve_inside
+from mirror.store.submissions import SubmissionLog
+from mirror.store.verdicts import ScoresWriter, latest_status
 
 __all__ = ["run_score", "ScoreReport"]
 
@@ -84,7 +84,7 @@ class ScoreReport:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        return run_report_dict(self)
+        return outcome_dict(self)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
             report.skipped_already += len(group.ids)
         else:
             todo.append(group)
-    ledger = Ledger(layout, det.name) if det.remote else None
+    ledger = SubmissionLog(layout, det.name) if det.remote else None
     try:
         async with det, _signer(options.signed_urls(), timeouts, retries) as signer:
             run = _Run(layout, det, ledger, signer, report, concurrency)
@@ -187,7 +187,7 @@ def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]
 
 
 class _Run:
-    def __init__(self, layout: Layout, detector: Detector, ledger: Ledger | None, signer: Signer | None,
+    def __init__(self, layout: Layout, detector: Detector, ledger: SubmissionLog | None, signer: Signer | None,
                  report: ScoreReport, concurrency: int) -> None:
         self.layout = layout
         self.detector = detector
