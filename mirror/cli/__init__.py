@@ -165,6 +165,20 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
 
 
+def _fix_mmap_threshold() -> None:
+    """A fixed mmap threshold for the C library's malloc (glibc; elsewhere a no-op).
+
+    glibc raises the threshold each time a large block is freed, so later large blocks (a release
+    part read into memory, the images decoded from it) come from the heap and fragment it: a
+    50,000-image release pull peaked at 166 MB of RSS, 135 MB with the threshold fixed at its initial
+    128 KiB, and its peak then grew 10 MB, not 40, from 10,000 images. Only the CLI does this."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).mallopt(-3, 128 * 1024)        # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -179,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mirror.emulator.detectors import main as detector_main
         return detector_main(args_list[1:])
     _tune_gc()
+    _fix_mmap_threshold()
     sigterm_as_ctrl_c()             # systemd, docker and timeout stop a run the way Ctrl-C does: exit 130
     parser = build_parser()
     args, extra = parser.parse_known_args(args_list)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mirror.cli.output import Progress, say
 from mirror.config import ApiKey, Limits
-from mirror.engine.status import read_status
 from mirror.engine.sync import run_sync
+from mirror.inspect.status import read_status
 from mirror.jobs import Selection, SyncJob
 
 __all__ = ["run_demo"]
@@ -62,7 +62,7 @@ def _score_and_report(dest: Path) -> int:
     """Score the mirror with both detector-service emulators and the reference detector; build the report."""
     from mirror.detectors import DeepfakeDetectionOptions, DetectorOptions, SynthetiqOptions, Token, run_score
     from mirror.emulator.detectors import DetectorEmulatorConfig, start_detector_thread
-    from mirror.report import build_report
+    from mirror.evaluation import build_report
 
     worst = 0
     with start_detector_thread(DetectorEmulatorConfig(service="synthetiq", processing_seconds=0.05)) as stq, \

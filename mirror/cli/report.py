@@ -30,7 +30,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_report_verb(args: argparse.Namespace) -> int:
     """Build the report; errors (no scores, unknown detector) surface as UsageError for the CLI to print."""
-    from mirror.report import build_report  # matplotlib is imported only when a report is asked for
+    from mirror.evaluation import build_report  # matplotlib is imported only when a report is asked for
 
     folder = build_report(Path(args.dest), args.detector, args.name)
     doc = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))

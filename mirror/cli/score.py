@@ -52,7 +52,7 @@ def run_score_verb(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every verb builds this parser, and only `score` needs the
     # detector clients (aiohttp.web, the detectors' ledger): ~50 ms and several MB for the others.
     from mirror.detectors.history import history_path, import_history
-    from mirror.detectors.score import run_score
+    from mirror.detectors.scoring import run_score
 
     retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
     timeouts = Timeouts() if args.timeout is None else dataclasses.replace(Timeouts(), api=args.timeout)

@@ -13,10 +13,10 @@ from mirror.api.client import MargenClient
 from mirror.cli.output import Progress, configure_logging, emit, say, stats_interval
 from mirror.cli.signals import stopped_by_signals
 from mirror.config import Limits, Retries, Timeouts, load_api_key, resolve_base_url
-from mirror.engine.status import read_status
 from mirror.engine.sync import run_plan, run_repair, run_sync
-from mirror.engine.verify import verify_files
 from mirror.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from mirror.inspect.status import read_status
+from mirror.inspect.verify import verify_files
 from mirror.jobs import Selection, SyncJob, load_job_file, parse_filter_words
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, compact

@@ -33,8 +33,7 @@ from typing import Any
 from mirror.api.client import MargenClient
 from mirror.api.models import Release
 from mirror.config import Limits, Retries, Timeouts
-from mirror.engine.journal import Journal, Purchase
-from mirror.engine.local import count_local
+from mirror.engine.outcome import SyncReport
 from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, probe
 from mirror.engine.release_parts import PartsRun
@@ -50,12 +49,13 @@ from mirror.engine.release_plan import (
     release_filters,
     release_selections,
 )
-from mirror.engine.report import SyncReport
 from mirror.engine.seen import SeenIds
-from mirror.engine.state import SelectionRecord, SelectionStates
 from mirror.errors import InsufficientCredits, RateLimited, ServerError, TransportError, UsageError
+from mirror.inspect.local import count_local
 from mirror.jobs import Selection
 from mirror.store import Layout, ManifestIndex, compact
+from mirror.store.reservations import Purchase, ReservationLog
+from mirror.store.selections import SelectionRecord, SelectionStates
 
 __all__ = ["Decision", "ReleaseRun", "ReleaseQuote", "decide", "evaluate"]
 
@@ -135,7 +135,7 @@ class ReleaseRun:
     client: MargenClient
     layout: Layout
     index: ManifestIndex
-    journal: Journal
+    journal: ReservationLog
     states: SelectionStates
     report: SyncReport
     limits: Limits

@@ -1,9 +1,11 @@
 """A bought release's parts become files and manifest rows: fetch, verify, explode.
 
-Each part is streamed to a temp file in ``.state/tmp`` (never held whole in memory), by at most
-``DOWNLOADS`` fetches at once, then verified and exploded in a worker thread by at most
-``EXPLODERS`` at once, a record batch of at most ``BATCH_BYTES`` of images at a time: memory is
-bounded by those three numbers, whatever the size of the release.
+Each part is one unit of the engine's worker pool (``workers.run_pool``, ``DOWNLOADS +
+EXPLODERS`` workers: that many parts in hand at most). It is fetched by at most ``DOWNLOADS`` at
+once, into memory up to ``SPILL_BYTES`` and streamed to a temp file in ``.state/tmp`` past that,
+then verified and exploded in a worker thread by at most ``EXPLODERS`` at once, a record batch of
+at most ``BATCH_BYTES`` of images at a time: memory is bounded by those numbers, whatever the size
+of the release.
 
 Verified means: the Parquet footer reads, the row count is the one announced, every row has a
 string id and its image is a complete JPEG (``place``'s check, the same as for a fetched image).
@@ -28,6 +30,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,20 +41,21 @@ import aiohttp
 from mirror.api.models import Release, ReleasePart
 from mirror.api.retry import Retry, attempt_loop
 from mirror.config import Retries, Timeouts
-from mirror.engine.journal import Journal
+from mirror.engine.outcome import Failure, SyncReport
 from mirror.engine.place import Body, Placer
-from mirror.engine.report import Failure, SyncReport
 from mirror.engine.seen import SeenIds
 from mirror.engine.tasks import to_the_end
-from mirror.errors import IntegrityError, RateLimited, ServerError, TransportError, first_mirror_error
+from mirror.engine.workers import Put, run_pool
+from mirror.errors import IntegrityError, RateLimited, ServerError, TransportError
 from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
+from mirror.store.reservations import ReservationLog
 
 __all__ = ["PartsRun", "DOWNLOADS", "EXPLODERS", "BATCH_BYTES"]
 
 DOWNLOADS = 8                  # parts downloading at once
-SPILL_BYTES = 4 * 2**20        # a part announced no bigger than this is read into memory, else streamed to disk
+SPILL_BYTES = 1 * 2**20        # a part announced no bigger than this is read into memory, else streamed to disk
 EXPLODERS = 2                  # parts being exploded at once (worker threads)
-BATCH_BYTES = 16 * 2**20       # images of one record batch held in memory by one exploder
+BATCH_BYTES = 4 * 2**20       # images of one record batch held in memory by one exploder
 MAX_PART_BYTES = 16 * 2**30    # a part bigger than this is refused, not written to disk
 _CHUNK = 1 * 2**20
 _MIN_RATE = 1 * 2**20          # bytes/s: a part's total deadline is storage + its size at this rate
@@ -73,7 +77,7 @@ class _Exploded:
 class PartsRun:
     """Fetch, verify and explode the parts of one bought release that are not placed yet."""
 
-    def __init__(self, *, layout: Layout, pool: aiohttp.BaseConnector, journal: Journal, index: ManifestIndex,
+    def __init__(self, *, layout: Layout, pool: aiohttp.BaseConnector, journal: ReservationLog, index: ManifestIndex,
                  report: SyncReport, timeouts: Timeouts, retries: Retries, key: str, rows_charged: bool | None,
                  renew: Callable[[], Awaitable[Release]], seen: SeenIds,
                  progress: Callable[[int, int], None] | None = None) -> None:
@@ -90,6 +94,7 @@ class PartsRun:
         self._renew_call = renew
         self._release: Release | None = None
         self._parts: dict[str, ReleasePart] = {}     # the current URLs, by part key
+        self._threads: ThreadPoolExecutor | None = None
         self._renewing: asyncio.Lock = asyncio.Lock()
         self._placer = Placer(layout)
         self._token = uuid.uuid4().hex[:12]
@@ -97,7 +102,6 @@ class PartsRun:
         self._writer = ManifestWriter(layout, run_id=self._token)
         self._unflushed: list[str] = []         # parts whose rows the writer holds
         self._unflushed_ids: list[str] = []     # ids of those rows that the journal has pending
-        self._last_flush = time.monotonic()
         self._flush_lock = asyncio.Lock()
         self._seen = seen                       # ids given a row by this run (any purchase): never twice
         self.failed_parts = 0
@@ -107,23 +111,25 @@ class PartsRun:
         self._use(release)
         done = self.journal.purchases[self.key].parts_done
         todo = [part for part in release.parts if part.key not in done]
-        # A part holds a slot of ``in_hand`` from its download's start to its explode's end: at most
-        # that many bodies exist (in memory or as temp files), however far downloads run ahead.
         downloads, explodes = asyncio.Semaphore(DOWNLOADS), asyncio.Semaphore(EXPLODERS)
-        in_hand = asyncio.Semaphore(DOWNLOADS + EXPLODERS)
+
+        async def feed(put: Put[ReleasePart]) -> None:
+            for part in todo:
+                await put(part)
+
         # sock_read: no byte for that long fails the fetch; the total deadline is set per part.
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect, sock_read=self.timeouts.storage)
-        try:
-            # No key in this session at all (signed URLs need none), no redirects, the bytes as sent.
+        # No key in this session at all (signed URLs need none), no redirects, the bytes as sent.
+        # Exploding runs on threads of its own: the allocator keeps an arena per thread that touched the
+        # batches, so the same few threads keep the peak where it is whatever the size of the release.
+        with ThreadPoolExecutor(EXPLODERS, thread_name_prefix="explode") as self._threads:
             async with aiohttp.ClientSession(connector=self._pool, connector_owner=False, timeout=timeout,
                                              auto_decompress=False, skip_auto_headers=("Accept-Encoding",)) as http:
-                async with asyncio.TaskGroup() as tg:
-                    for part in todo:
-                        tg.create_task(self._one(http, part, in_hand, downloads, explodes))
-        except BaseExceptionGroup as group:       # one part's fatal error (DEST full) stopped them all
-            raise first_mirror_error(group) from None
-        finally:
-            self._flush_sync()
+                # One worker per part in hand, from its download's start to its explode's end: at most
+                # that many bodies exist (in memory or as temp files), however far downloads run ahead.
+                await run_pool(feed, functools.partial(self._one, http, downloads, explodes),
+                               concurrency=DOWNLOADS + EXPLODERS, queue_size=DOWNLOADS + EXPLODERS,
+                               flush=self._flush, last_flush=self._flush_sync, flush_every=_FLUSH_EVERY_S)
         return self.failed_parts == 0
 
     def _use(self, release: Release) -> None:
@@ -131,14 +137,13 @@ class PartsRun:
         self._parts = {part.key: part for part in release.parts}
 
     # -- one part ---------------------------------------------------------------------------------
-    async def _one(self, http: aiohttp.ClientSession, part: ReleasePart, in_hand: asyncio.Semaphore,
-                   downloads: asyncio.Semaphore, explodes: asyncio.Semaphore) -> None:
-        async with in_hand:
-            exploded = await self._fetch_and_explode(http, part, downloads, explodes)
+    async def _one(self, http: aiohttp.ClientSession, downloads: asyncio.Semaphore, explodes: asyncio.Semaphore,
+                   part: ReleasePart) -> None:
+        exploded = await self._fetch_and_explode(http, part, downloads, explodes)
         if exploded is None:
             return
         self._add(part, exploded)
-        if self._writer.pending >= self._writer.rows_per_part or time.monotonic() - self._last_flush >= _FLUSH_EVERY_S:
+        if self._writer.should_flush:
             await to_the_end(self._flush())
 
     async def _fetch_and_explode(self, http: aiohttp.ClientSession, part: ReleasePart, downloads: asyncio.Semaphore,
@@ -186,7 +191,9 @@ class PartsRun:
         async with explodes:
             try:
                 # to the end: no worker thread may outlive the run (and its DEST lock) on a stop
-                return await to_the_end(asyncio.to_thread(self._explode, part, body if body is not None else spill))
+                exploding = asyncio.get_running_loop().run_in_executor(
+                    self._threads, self._explode, part, body if body is not None else spill)
+                return await to_the_end(exploding)
             except IntegrityError as exc:
                 raise Retry(str(exc), exc) from None
 
@@ -274,12 +281,12 @@ class PartsRun:
             fresh = [i for i, here in enumerate(self.index.contains_many(ids)) if not here]
             if not fresh:
                 continue
-            values = {c: batch.column(c).to_pylist() for c in columns}
+            rows = list(zip(*(batch.column(c).to_pylist() for c in columns), strict=True))   # a tuple a row
             images = batch.column("image").to_pylist()
             jobs: list[tuple[str, Body]] = []
             items: list[dict[str, Any]] = []
             for i in fresh:
-                item = {c: values[c][i] for c in columns}
+                item = dict(zip(columns, rows[i], strict=True))
                 attributes = item.get("attributes")
                 if isinstance(attributes, str):
                     with contextlib.suppress(ValueError):
@@ -343,7 +350,6 @@ class PartsRun:
         self._written(parts, ids)
 
     def _written(self, parts: list[str], ids: list[str]) -> None:
-        self._last_flush = time.monotonic()
         self.journal.parts_placed(self.key, parts)
         self.journal.done(ids)
 

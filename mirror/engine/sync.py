@@ -27,22 +27,22 @@ from mirror.api.client import MargenClient
 from mirror.api.models import Catalog, Page
 from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
-from mirror.engine.journal import Journal
-from mirror.engine.local import count_local
+from mirror.engine.outcome import PlanReport, RepairReport, SyncReport
 from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, page_params, probe, unowned
 from mirror.engine.release import Decision, ReleaseRun, decide, evaluate
 from mirror.engine.release_plan import SOURCES
-from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
-from mirror.engine.state import SelectionRecord, SelectionStates
 from mirror.engine.tasks import alongside, to_the_end, until_stopped
-from mirror.engine.verify import RepairTarget
 from mirror.errors import MirrorError, UsageError
+from mirror.inspect.local import count_local
+from mirror.inspect.verify import RepairTarget
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
 from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
+from mirror.store.reservations import ReservationLog
+from mirror.store.selections import SelectionRecord, SelectionStates
 
 __all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook"]
 
@@ -90,11 +90,11 @@ def _check_source(source: str, release: str | None) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, Journal]]:
+async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, ReservationLog]]:
     """Lock DEST, finish whatever a killed run left half-done, and load what is already here."""
     layout = Layout.prepare(dest)
     with DestLock(layout):
-        journal = Journal(layout.state / "journal.jsonl")
+        journal = ReservationLog(layout.state / "journal.jsonl")
         try:
             index = await to_the_end(asyncio.to_thread(_load_dest, layout,
                                                        cut_short=bool(journal.pending or journal.purchases)))
@@ -254,7 +254,7 @@ async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[
     return refused
 
 
-async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
+async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: ReservationLog,
                 states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
                 on_total: TotalHook | None, resolving: asyncio.Task[tuple[Selection, Catalog]],
                 early: asyncio.Task[Page] | None, timeouts: Timeouts, retries: Retries, releases: ReleaseRun,
@@ -356,7 +356,7 @@ def _outlook(found: Probe | None, index: ManifestIndex, job: SyncJob, report: Sy
     return Outlook(total=total, here=here, rate_limit=job.limits.rate_limit, report=report)
 
 
-def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, index: ManifestIndex) -> bool:
+def _up_to_date(found: Probe, record: SelectionRecord | None, journal: ReservationLog, index: ManifestIndex) -> bool:
     """True when nothing can have changed since the last complete walk of this selection."""
     if record is None or journal.pending or _rows_lost(record, index) or found.remaining:
         return False

@@ -14,7 +14,7 @@ from mirror_testkit import FAST_RETRIES, Account, all_items, cli, do_sync
 
 import mirror
 from mirror.config import Retries
-from mirror.engine.journal import Journal, read_purchases
+from mirror.store.reservations import ReservationLog, read_purchases
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "chaos"))
 
@@ -66,7 +66,7 @@ async def test_faults_on_every_step_still_mirror_everything_once_and_report_the_
                           retries=Retries(attempts=1, backoff=0.01))
     assert stuck.status == "partial" and "run the same command again" in stuck.message
     assert emulator.admin.ledger(account.name)["charge_count"] > 0
-    assert Journal(dest / ".state" / "journal.jsonl").purchases, "bought, answer lost: pending"
+    assert ReservationLog(dest / ".state" / "journal.jsonl").purchases, "bought, answer lost: pending"
     emulator.admin.set_faults(release_500_after_purchase=0.0, part_drop=0.15, part_truncate=0.15, part_500=0.15,
                               storage_drop=0.05)
     report = await do_sync(emulator, account, dest, filters={"kind": "real"}, source="release",
@@ -101,7 +101,7 @@ async def test_parts_already_placed_are_not_fetched_again(emulator, account, tmp
                           retries=Retries(attempts=1, backoff=0.01))
     assert first.status == "partial" and first.failed > 0 and first.exit_code == 5
     assert "run the same command again" in first.message
-    placed = len(Journal(dest / ".state" / "journal.jsonl").purchases.popitem()[1].parts_done)
+    placed = len(ReservationLog(dest / ".state" / "journal.jsonl").purchases.popitem()[1].parts_done)
     emulator.admin.set_faults(part_500=0.0)
     emulator.admin.reset_counters()
     second = await do_sync(emulator, account, dest, filters={"kind": "fake"}, source="release",

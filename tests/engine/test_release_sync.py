@@ -10,9 +10,9 @@ from mirror_testkit import Account, all_items, cli, do_sync
 
 import mirror
 from mirror.config import ApiKey
-from mirror.engine.journal import Journal, Purchase
 from mirror.engine.sync import run_plan
 from mirror.jobs import Selection, SyncJob
+from mirror.store.reservations import Purchase, ReservationLog
 
 BENCH = "synthetic-face-v1"
 
@@ -198,17 +198,17 @@ async def test_a_pending_purchase_whose_request_never_left_is_dropped_and_a_402_
     spec = {"benchmark": BENCH, "release": f"{BENCH}.0", "filters": {"kind": ["real"]},
             "selections": [{"kind": ["real"]}]}
     clean = len(all_items(emulator, poor, kind="real", perturbation="clean"))
-    journal = Journal(dest / ".state" / "journal.jsonl")       # as if killed right after journaling the buy
+    journal = ReservationLog(dest / ".state" / "journal.jsonl")       # as if killed right after journaling the buy
     journal.purchasing(Purchase(key, {**spec, "quote": reals - clean, "owned_before": clean, "here_before": clean}))
     journal.close()
     dropped = await do_sync(emulator, poor, dest, filters={"kind": "real", "perturbation": "clean"})
-    assert dropped.status == "up-to-date" and not Journal(dest / ".state" / "journal.jsonl").purchases
+    assert dropped.status == "up-to-date" and not ReservationLog(dest / ".state" / "journal.jsonl").purchases
 
-    journal = Journal(dest / ".state" / "journal.jsonl")       # owned moved since: it may have been bought
+    journal = ReservationLog(dest / ".state" / "journal.jsonl")       # owned moved since: it may have been bought
     journal.purchasing(Purchase(key, {**spec, "quote": reals, "owned_before": 0, "here_before": 0}))
     journal.close()
     emulator.admin.set_balance("acct_p", 3)
     refused = await do_sync(emulator, poor, dest, filters={"kind": "real", "perturbation": "clean"})
     assert refused.status == "budget" and f"needs {reals - clean:,} credits; the balance is 3" in refused.message
     assert emulator.admin.ledger("acct_p")["charge_count"] == clean and emulator.admin.ledger("acct_p")["balance"] == 3
-    assert not Journal(dest / ".state" / "journal.jsonl").purchases, "a 402 buys nothing: nothing left pending"
+    assert not ReservationLog(dest / ".state" / "journal.jsonl").purchases, "a 402 buys nothing: nothing left pending"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from mirror.report import build_report
+from mirror.evaluation import build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH = 1400

@@ -1,4 +1,4 @@
-"""The submission ledger: every file ever sent to a remote detector, and its job handle.
+"""The submission log of one detector: every file ever sent to it, and its job handle.
 
 This is what "never submit the same file twice" rests on. A ``submit`` record (the file's
 sha256) is appended *before* the upload starts and a ``job`` record as soon as the service
@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.detectors.scores import detector_folder
 from mirror.errors import LockHeldError
 from mirror.store import Layout
 from mirror.store.lock import FileLock
 from mirror.store.records import RecordLog, replay_records
+from mirror.store.verdicts import detector_folder
 
-__all__ = ["Ledger", "Entry"]
+__all__ = ["SubmissionLog", "Entry"]
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Entry:
     job: str | None = None        # None: the upload started, its answer never arrived
 
 
-class Ledger:
+class SubmissionLog:
     """The submission records of one detector on a ``RecordLog``; ``entries`` by sha256."""
 
     def __init__(self, layout: Layout, detector: str) -> None:

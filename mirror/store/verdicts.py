@@ -1,8 +1,10 @@
-"""Writing and reading ``DEST/scores/<detector>/*.parquet`` (schema: ``mirror.store.scores``).
+"""Detector verdicts on disk: ``DEST/scores/<detector>/*.parquet``, joinable with the manifest on ``id``.
 
-Parts are written like the manifest's: a temp file in ``.state/tmp`` (prefix ``scores-``, which
-the manifest's recovery never touches), fsync, rename. Readers keep the newest row per
-(detector, sha256), so a re-scored file simply supersedes its old row.
+One row per (detector, file sha256): the key that makes scoring resumable and stops the same
+bytes from being submitted twice, across runs and after a crash. Parts are written like the
+manifest's: a temp file in ``.state/tmp`` (prefix ``scores-``, which the manifest's recovery never
+touches), fsync, rename. Readers keep the newest row per (detector, sha256), so a re-scored file
+simply supersedes its old row.
 """
 
 from __future__ import annotations
@@ -15,11 +17,27 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from mirror.store import Layout, destination_error, safe_component, write_table_atomic
-from mirror.store.scores import SCORES_SCHEMA
 
-__all__ = ["ScoresWriter", "open_scores", "scores_dir", "latest_status", "detector_folder"]
+__all__ = ["SCORES_SCHEMA", "SCORE_STATUSES", "ScoresWriter", "open_scores", "scores_dir", "latest_status",
+           "detector_folder"]
 
 _TMP_PREFIX = "scores-"
+
+SCORE_STATUSES = ("ok", "error", "rejected")   # rejected: refused client-side (size, format, dimensions)
+
+SCORES_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),          # the item id (manifest ``id``)
+    pa.field("sha256", pa.string(), nullable=False),      # of the file that was submitted
+    pa.field("detector", pa.string(), nullable=False),    # the detector's name, e.g. "synthetiq"
+    pa.field("label", pa.string()),                       # "fake" | "real" as the detector said it, lower-cased
+    pa.field("p_fake", pa.float64()),                     # probability the image is fake, 0..1 (fake = positive)
+    pa.field("raw", pa.string()),                         # the detector's raw result body (JSON text)
+    pa.field("faces", pa.int32()),                        # faces the detector found, when it says
+    pa.field("status", pa.string(), nullable=False),      # one of SCORE_STATUSES
+    pa.field("error", pa.string()),                       # one line, when status != "ok"
+    pa.field("latency_ms", pa.float64()),                 # submission to verdict
+    pa.field("submitted_at", pa.timestamp("ms", tz="UTC")),
+])
 
 
 def detector_folder(detector: str) -> str:

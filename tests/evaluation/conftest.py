@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from mirror.store.manifest import MANIFEST_SCHEMA
-from mirror.store.scores import SCORES_SCHEMA
+from mirror.store.verdicts import SCORES_SCHEMA
 
 PERTURBATIONS = {"clean": "clean", "jpeg_q30": "layer1", "blur_2": "layer1", "fb_pipeline": "layer2"}
 PENALTY = {"clean": 0.0, "jpeg_q30": 1.5, "blur_2": 0.7, "fb_pipeline": 2.5}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mirror.report.groups import Scored, ordered
+from mirror.evaluation.groups import Scored, ordered
 
 __all__ = ["Z95", "placements", "delong", "holm", "compare_detectors"]
 

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mirror.report.groups import Scored, ordered
-from mirror.report.metrics import roc_curve
+from mirror.evaluation.groups import Scored, ordered
+from mirror.evaluation.metrics import roc_curve
 
 __all__ = ["roc_figure", "metric_bars", "collapse_bars", "calibration_figure"]
 

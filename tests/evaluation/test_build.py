@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_sco
 
 from mirror.cli.report import add_report_parser, run_report_verb
 from mirror.errors import UsageError
-from mirror.report import build_report
+from mirror.evaluation import build_report
 
 RESAMPLES = 60
 

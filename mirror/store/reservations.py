@@ -1,4 +1,4 @@
-"""The reservation journal: which items this destination has paid for but not yet written.
+"""The reservation log (``.state/journal.jsonl``): items this destination paid for but has not yet written.
 
 A credit is spent when ``/download`` answers, but the image only counts as mirrored once its
 manifest part is on disk. Anything can happen in between (a kill -9, a full disk, an expired
@@ -33,7 +33,7 @@ from typing import Any
 
 from mirror.store.records import RecordLog, replay_records
 
-__all__ = ["Journal", "Pending", "Purchase", "read_pending", "read_purchases"]
+__all__ = ["ReservationLog", "Pending", "Purchase", "read_pending", "read_purchases"]
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Purchase:
     parts_done: set[str] = field(default_factory=set)
 
 
-class Journal:
+class ReservationLog:
     """The reservation records on a ``RecordLog``; ``pending`` is what earlier runs left unfinished
     (``purchases``: the bulk purchases among it)."""
 

@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from mirror.report.calibration import calibration
-from mirror.report.metrics import THRESHOLD, evaluate, mean_summary, rng_for
+from mirror.evaluation.calibration import calibration
+from mirror.evaluation.metrics import THRESHOLD, evaluate, mean_summary, rng_for
 from mirror.store.manifest import open_manifest
-from mirror.store.scores import SCORES_SCHEMA
+from mirror.store.verdicts import SCORES_SCHEMA
 
 __all__ = ["DIMENSIONS", "FAIRNESS_DIMENSIONS", "CLEAN", "Scored", "load_scored", "detector_names", "ordered",
            "analyse"]

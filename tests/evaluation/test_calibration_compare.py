@@ -11,8 +11,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from mirror.report.calibration import at_threshold, clean_threshold, reliability
-from mirror.report.compare import delong, holm
+from mirror.evaluation.calibration import at_threshold, clean_threshold, reliability
+from mirror.evaluation.compare import delong, holm
 
 
 def _cases(count: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:

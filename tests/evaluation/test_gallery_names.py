@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mirror.report.gallery import MISSES, select_gallery, thumbnail
-from mirror.report.groups import load_scored
-from mirror.report.names import display_names
+from mirror.evaluation.gallery import MISSES, select_gallery, thumbnail
+from mirror.evaluation.groups import load_scored
+from mirror.evaluation.names import display_names
 
 
 def test_gallery_shows_the_most_confident_misses_one_per_base(synthetic_dest: Path) -> None:
@@ -58,7 +58,7 @@ def test_display_names_are_short_and_unique() -> None:
 
 
 def test_headlines_name_detectors_by_their_short_name() -> None:
-    from mirror.report.render import headlines
+    from mirror.evaluation.render import headlines
     doc = {"detectors": ["pkg.mod.long_detector", "b"], "results": {
         "pkg.mod.long_detector": {"headline": {"sentence": "pkg.mod.long_detector loses most under blur_4: AUC…"}},
         "b": {"headline": {"sentence": "b holds up: no perturbation lowers AUC below clean (0.9)."}}}}

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mirror.errors import UsageError
-from mirror.report.calibration import BINS, CLEAN_FPR
-from mirror.report.compare import compare_detectors
-from mirror.report.gallery import select_gallery, thumbnail
-from mirror.report.groups import analyse, detector_names, load_scored
-from mirror.report.metrics import THRESHOLD
-from mirror.report.names import display_names
-from mirror.report.plots import calibration_figure, collapse_bars, metric_bars, roc_figure
-from mirror.report.render import render_html, render_markdown
+from mirror.evaluation.calibration import BINS, CLEAN_FPR
+from mirror.evaluation.compare import compare_detectors
+from mirror.evaluation.gallery import select_gallery, thumbnail
+from mirror.evaluation.groups import analyse, detector_names, load_scored
+from mirror.evaluation.metrics import THRESHOLD
+from mirror.evaluation.names import display_names
+from mirror.evaluation.plots import calibration_figure, collapse_bars, metric_bars, roc_figure
+from mirror.evaluation.render import render_html, render_markdown
 from mirror.store import write_atomic
 
 __all__ = ["build_report", "FORMAT"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.report.groups import DIMENSIONS, FAIRNESS_DIMENSIONS
-from mirror.report.names import display_names
+from mirror.evaluation.groups import DIMENSIONS, FAIRNESS_DIMENSIONS
+from mirror.evaluation.names import display_names
 
 __all__ = ["Cell", "Table", "tables", "num", "ci_text", "fairness_worst"]
 

@@ -4,6 +4,6 @@
 ``DEST/reports/<name>/`` (metrics.json, report.md, report.html).
 """
 
-from mirror.report.build import build_report
+from mirror.evaluation.build import build_report
 
 __all__ = ["build_report"]

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mirror.report.groups import CLEAN, Scored
-from mirror.report.metrics import THRESHOLD
+from mirror.evaluation.groups import CLEAN, Scored
+from mirror.evaluation.metrics import THRESHOLD
 
 __all__ = ["MISSES", "PAIRS", "THUMB_PX", "select_gallery", "thumbnail"]
 

@@ -11,7 +11,7 @@ from mirror.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 if TYPE_CHECKING:
     from mirror.engine.release_plan import ReleasePlan
 
-__all__ = ["SyncReport", "RepairReport", "PlanReport", "Failure", "run_report_dict"]
+__all__ = ["SyncReport", "RepairReport", "PlanReport", "Failure", "outcome_dict"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class SyncReport:
         return f"{line} | {self.message}" if self.message else line
 
     def to_dict(self) -> dict[str, Any]:
-        return run_report_dict(self)
+        return outcome_dict(self)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class RepairReport(SyncReport):
     not_owned: list[str] = field(default_factory=list)    # left as they are: the account does not own them
 
 
-def run_report_dict(report: Any) -> dict[str, Any]:
+def outcome_dict(report: Any) -> dict[str, Any]:
     """A run report (sync or score) as JSON-ready data: its fields, its exit code, the first 100 failures."""
     data = asdict(report)
     data["exit_code"] = report.exit_code

@@ -1,4 +1,4 @@
-"""mirror.report.metrics against scikit-learn, on random data with many tied scores."""
+"""mirror.evaluation.metrics against scikit-learn, on random data with many tied scores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from mirror.report.metrics import evaluate, mean_summary, rng_for, roc_curve
+from mirror.evaluation.metrics import evaluate, mean_summary, rng_for, roc_curve
 
 
 def _cases() -> list[tuple[np.ndarray, np.ndarray]]:

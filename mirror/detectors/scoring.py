@@ -5,8 +5,9 @@ here: identical bytes under two item ids are submitted once and get a row each. 
 newest row is ``ok`` (or ``rejected``, unless ``pad`` may now accept it) is skipped. For the
 rest, the submission ledger decides: a recorded job is polled, an upload cut short by a kill is
 reconciled with the service, and only a file the ledger has never seen is uploaded, after its
-``submit`` record is on disk. Workers are joined by a bounded anyio stream; rows are flushed as
-Parquet parts every few seconds and once more on the way out, whatever stops the run.
+``submit`` record is on disk. The files go through the client's one worker pool
+(``engine/workers.py``); rows are flushed as Parquet parts every few seconds and once more on the
+way out, whatever stops the run.
 """
 
 from __future__ import annotations
@@ -22,30 +23,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pyarrow as pa
-from anyio.abc import ObjectReceiveStream
 
 from mirror.api.client import MargenClient
 from mirror.config import Retries, Timeouts, load_api_key, resolve_base_url
 from mirror.detectors.base import Detector, Media, Rejected, SubmissionUnknown, Verdict
 from mirror.detectors.http import DetectorHttpError
-from mirror.detectors.ledger import Ledger
 from mirror.detectors.options import DetectorOptions, Pacing, SignedUrls
 from mirror.detectors.registry import load_detector, resolve_options
-from mirror.detectors.scores import ScoresWriter, latest_status
-from mirror.engine.report import Failure, run_report_dict
+from mirror.engine.outcome import Failure, outcome_dict
 from mirror.engine.reserve import idempotency_key, new_token
+from mirror.engine.workers import Put, run_pool
 from mirror.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     DestinationError,
     TransportError,
     UsageError,
-    first_mirror_error,
 )
 from mirror.ratelimit import RateLimiter
 from mirror.store import MANIFEST_SCHEMA, Layout, open_manifest, resolve_inside
+from mirror.store.submissions import SubmissionLog
+from mirror.store.verdicts import ScoresWriter, latest_status
 
 __all__ = ["run_score", "ScoreReport"]
 
@@ -84,7 +83,7 @@ class ScoreReport:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        return run_report_dict(self)
+        return outcome_dict(self)
 
 
 @dataclass(frozen=True)
@@ -128,14 +127,12 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
             report.skipped_already += len(group.ids)
         else:
             todo.append(group)
-    ledger = Ledger(layout, det.name) if det.remote else None
+    ledger = SubmissionLog(layout, det.name) if det.remote else None
     try:
         async with det, _signer(options.signed_urls(), timeouts, retries) as signer:
             run = _Run(layout, det, ledger, signer, report, concurrency)
             try:
                 await run.run(todo)
-            except BaseExceptionGroup as group:
-                raise first_mirror_error(group) from None
             finally:
                 report.requests = getattr(getattr(det, "http", None), "requests", 0)
     finally:
@@ -187,7 +184,7 @@ def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]
 
 
 class _Run:
-    def __init__(self, layout: Layout, detector: Detector, ledger: Ledger | None, signer: Signer | None,
+    def __init__(self, layout: Layout, detector: Detector, ledger: SubmissionLog | None, signer: Signer | None,
                  report: ScoreReport, concurrency: int) -> None:
         self.layout = layout
         self.detector = detector
@@ -200,26 +197,12 @@ class _Run:
         self._flush_lock = asyncio.Lock()
 
     async def run(self, groups: list[_Group]) -> None:
-        send, recv = anyio.create_memory_object_stream[_Group](self.concurrency)
-        finished = anyio.Event()
-        try:
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(self._flush_periodically, finished)
-                async with anyio.create_task_group() as tg:
-                    for _ in range(self.concurrency):
-                        tg.start_soon(self._work, recv.clone())
-                    recv.close()
-                    async with send:
-                        for group in groups:
-                            await send.send(group)
-                finished.set()
-        finally:
-            self._flush_sync()
+        async def feed(put: Put[_Group]) -> None:
+            for group in groups:
+                await put(group)
 
-    async def _work(self, recv: ObjectReceiveStream[_Group]) -> None:
-        async with recv:
-            async for group in recv:
-                await self._score(group)
+        await run_pool(feed, self._score, concurrency=self.concurrency, queue_size=self.concurrency,
+                       flush=self._flush, last_flush=self._flush_sync, flush_every=_FLUSH_EVERY_S)
 
     async def _score(self, group: _Group) -> None:
         submitted_at = datetime.now(UTC)
@@ -289,18 +272,12 @@ class _Run:
         self.report.submissions += 1
         return await det.wait(job, media)
 
-    async def _flush_periodically(self, finished: anyio.Event) -> None:
-        while not finished.is_set():
-            with anyio.move_on_after(_FLUSH_EVERY_S):
-                await finished.wait()
-            await self._flush()
-
     async def _flush(self) -> None:
-        with anyio.CancelScope(shield=True):     # a part half-counted would be scored again
-            async with self._flush_lock:
-                rows, self._rows = self._rows, []
-                if rows:
-                    await asyncio.to_thread(self._writer.write, rows)
+        """Run to its end by the pool, even when cancelled: a part half-counted would be scored again."""
+        async with self._flush_lock:
+            rows, self._rows = self._rows, []
+            if rows:
+                await asyncio.to_thread(self._writer.write, rows)
 
     def _flush_sync(self) -> None:
         rows, self._rows = self._rows, []

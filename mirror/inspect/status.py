@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirror.engine.journal import read_pending
 from mirror.store import Layout, open_manifest
+from mirror.store.reservations import read_pending
 
 __all__ = ["StatusReport", "read_status"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mirror.report import build_report
+from mirror.evaluation import build_report
 
 Doc = dict[str, Any]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from mirror.report.names import display_names
-from mirror.report.tables import Table, ci_text, tables
-from mirror.report.webpage import CSS, gallery_html, heat_colour
+from mirror.evaluation.names import display_names
+from mirror.evaluation.tables import Table, ci_text, tables
+from mirror.evaluation.webpage import CSS, gallery_html, heat_colour
 
 __all__ = ["SECTIONS", "method_notes", "headlines", "render_markdown", "render_html"]
 
