@@ -95,6 +95,7 @@ class PartsRun:
         self._release: Release | None = None
         self._parts: dict[str, ReleasePart] = {}     # the current URLs, by part key
         self._threads: ThreadPoolExecutor | None = None
+        self._spilled: set[str] = set()               # temp files of parts streamed to disk, to remove
         self._renewing: asyncio.Lock = asyncio.Lock()
         self._placer = Placer(layout)
         self._token = uuid.uuid4().hex[:12]
@@ -180,7 +181,9 @@ class PartsRun:
                     self._fail(part, str(exc))
                     return None
         finally:
-            spill.unlink(missing_ok=True)
+            if spill.name in self._spilled:
+                self._spilled.discard(spill.name)
+                spill.unlink(missing_ok=True)
 
     async def _attempt(self, http: aiohttp.ClientSession, part: ReleasePart, release: Release, spill: Path,
                        downloads: asyncio.Semaphore, explodes: asyncio.Semaphore) -> _Exploded:
@@ -223,6 +226,7 @@ class PartsRun:
                         raise aiohttp.ClientPayloadError(f"part of {len(data)} bytes, Content-Length {declared}")
                     return data
                 size = 0
+                self._spilled.add(spill.name)
                 with _temp_file(spill) as fh:
                     async for chunk in resp.content.iter_chunked(_CHUNK):
                         size += len(chunk)
@@ -288,7 +292,9 @@ class PartsRun:
             for i in fresh:
                 item = dict(zip(columns, rows[i], strict=True))
                 attributes = item.get("attributes")
-                if isinstance(attributes, str):
+                if attributes == "{}":
+                    item["attributes"] = {}
+                elif isinstance(attributes, str):
                     with contextlib.suppress(ValueError):
                         item["attributes"] = json.loads(attributes)
                 item["release"] = name

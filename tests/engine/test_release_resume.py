@@ -164,3 +164,23 @@ def test_sigkill_at_any_moment_then_rerun_every_image_once_and_charged_once(emul
     assert len(set(ledger["owned"])) == len(expected) and all(p["release"] == f"{BENCH}.0"
                                                               for p in ledger["release_pulls"])
     assert not read_purchases(journal)
+
+
+async def test_parts_streamed_to_temp_files_are_verified_and_leave_nothing_behind(emulator, account, tmp_path,
+                                                                                monkeypatch):
+    """Every part past the in-memory threshold (here: all of them) is streamed to .state/tmp; dropped
+    and truncated ones are fetched again, and no temp file outlives its part."""
+    import mirror.engine.release_parts as parts
+    monkeypatch.setattr(parts, "SPILL_BYTES", 0)
+    emulator.admin.set_faults(part_drop=0.2, part_truncate=0.2)
+    dest = tmp_path / "m"
+    report = await do_sync(emulator, account, dest, filters={"kind": "fake", "perturbation": "clean"},
+                           source="release", retries=Retries(attempts=10, backoff=0.01, max_backoff=0.05))
+    assert report.status == "complete", (report.message, report.failures[:3])
+    faults = emulator.admin.counters()["faults"]
+    assert faults.get("part_drop") and faults.get("part_truncate")
+    expected = all_items(emulator, account, kind="fake", perturbation="clean")
+    rows = mirror.open_manifest(dest).to_table().to_pylist()
+    assert sorted(r["id"] for r in rows) == sorted(i["id"] for i in expected)
+    assert all((dest / r["path"]).read_bytes() == emulator.admin.image_bytes(r["id"]) for r in rows[:20])
+    assert not list((dest / ".state" / "tmp").iterdir())
