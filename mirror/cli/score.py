@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 from mirror.cli.output import emit, say
@@ -37,6 +39,15 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--import-history", action="store_true", help="deepfake-detection: instead of scoring, mirror "
                                                                  "every past detection of the account (List Detects) "
                                                                  "into DEST/detections/deepfake-detection/")
+    ray = p.add_argument_group("scale out on Ray (pip install 'margen-mirror[ray]')")
+    ray.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="score on Ray: alone, a local cluster on this machine (or $RAY_ADDRESS); with an "
+                          "address (host:port, ray://host:port, auto), join that cluster")
+    ray.add_argument("--workers", type=int, default=1, metavar="N", help="--ray: detector actors (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                     help="--ray: GPUs reserved per actor (default 0; 0.5 shares a GPU)")
+    ray.add_argument("--batch-size", type=int, default=64, metavar="N",
+                     help="--ray: files per task, and per call of a batch detector (default 64)")
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON report on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry with sync; no progress bar")
     return p
@@ -64,11 +75,32 @@ def run_score_verb(args: argparse.Namespace) -> int:
              lines=[f"{rows} detections mirrored into {history_path(args.dest)}"])
         return EXIT_OK
     filters = parse_filter_words(args.words)
-    report = asyncio.run(run_score(args.dest, args.detector, filters=filters, concurrency=args.concurrency,
-                                   rate_limit=args.rate_limit, options=options_from_args(args),
-                                   timeouts=timeouts, retries=retries))
+    if args.ray is not None:
+        report = _score_on_ray(args, filters, timeouts, retries)
+    else:
+        report = asyncio.run(run_score(args.dest, args.detector, filters=filters, concurrency=args.concurrency,
+                                       rate_limit=args.rate_limit, options=options_from_args(args),
+                                       timeouts=timeouts, retries=retries))
     if args.json:
         emit(report.to_dict(), as_json=True)
     else:
         say(report.summary_line())
     return report.exit_code
+
+
+def _score_on_ray(args: argparse.Namespace, filters: dict[str, tuple[str, ...]], timeouts: Timeouts,
+                  retries: Retries) -> Any:
+    """``score --ray``: Ray is imported only here; its own log goes to ``DEST/.state/ray.log``, not the terminal."""
+    from mirror.cluster import require_ray
+    require_ray()
+    from mirror.cluster.score import run_score_ray
+    from mirror.cluster.session import check_address, stderr_to
+    from mirror.store import Layout
+
+    address = check_address(args.ray) if args.ray else None
+    state = Layout(Path(args.dest)).state
+    with stderr_to(state / "ray.log" if state.is_dir() else Path(os.devnull)):
+        return run_score_ray(args.dest, args.detector, filters=filters, address=address, workers=args.workers,
+                             gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+                             concurrency=args.concurrency, rate_limit=args.rate_limit,
+                             options=options_from_args(args), timeouts=timeouts, retries=retries)

@@ -188,14 +188,16 @@ def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]
 
 class _Run:
     def __init__(self, layout: Layout, detector: Detector, ledger: Ledger | None, signer: Signer | None,
-                 report: ScoreReport, concurrency: int) -> None:
+                 report: ScoreReport, concurrency: int,
+                 write_rows: Callable[[list[dict[str, Any]]], object] | None = None) -> None:
         self.layout = layout
         self.detector = detector
         self.ledger = ledger
         self.signer = signer
         self.report = report
         self.concurrency = concurrency
-        self._writer = ScoresWriter(layout, detector.name, run_id=uuid.uuid4().hex[:12])
+        # a distributed run's worker hands its rows to the driver, which writes them (mirror.cluster)
+        self._write = write_rows or ScoresWriter(layout, detector.name, run_id=uuid.uuid4().hex[:12]).write
         self._rows: list[dict[str, Any]] = []
         self._flush_lock = asyncio.Lock()
 
@@ -300,11 +302,11 @@ class _Run:
             async with self._flush_lock:
                 rows, self._rows = self._rows, []
                 if rows:
-                    await asyncio.to_thread(self._writer.write, rows)
+                    await asyncio.to_thread(self._write, rows)
 
     def _flush_sync(self) -> None:
         rows, self._rows = self._rows, []
-        self._writer.write(rows)
+        self._write(rows)
 
 
 def _sha256_file(path: Path) -> str:
