@@ -127,7 +127,8 @@ def _score(layout: Layout, name: str, remote: bool, todo: list[_Group], report: 
         pacer = pacer_for(getattr(options, "url", name), token.reveal() if token is not None else "", rate_limit,
                           retries.backoff)
     try:
-        spec = WorkerSpec(dest=str(layout.dest), detector=detector, options=options, concurrency=concurrency,
+        spec = WorkerSpec(dest=str(layout.dest), detector=detector, options=options, rate_limit=rate_limit,
+                          concurrency=concurrency,
                           batch_size=batch_size, timeouts=timeouts, retries=retries, pacer=pacer, ledger=keeper,
                           sys_path=tuple(p or os.getcwd() for p in sys.path))
         table = pa.table({"sha256": [g.sha256 for g in todo], "path": [g.path for g in todo],

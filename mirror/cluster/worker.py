@@ -51,6 +51,7 @@ class WorkerSpec:
     dest: str
     detector: str
     options: DetectorOptions = field(repr=False)
+    rate_limit: float = 60.0          # requests per minute for the whole run (held by the pacer)
     concurrency: int = 8              # a remote detector's files in flight per worker
     batch_size: int = 64              # a batch detector's largest call
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -79,7 +80,8 @@ class ScoreWorker:
         for entry in spec.sys_path:
             if entry not in sys.path:
                 sys.path.append(entry)
-        pacing = Pacing(concurrency=spec.concurrency, timeouts=spec.timeouts, retries=spec.retries)
+        pacing = Pacing(rate_limit=spec.rate_limit, concurrency=spec.concurrency, timeouts=spec.timeouts,
+                        retries=spec.retries)
         detector = load_detector(spec.detector, spec.options, pacing)
         if not detector.remote:
             # A local model is this worker's one unit of work: one call at a time (a batch one gets

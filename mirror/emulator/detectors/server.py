@@ -95,9 +95,14 @@ def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
     p.add_argument("--token-file", type=Path, default=None, help="file holding the API token (default: demo token)")
     p.add_argument("--processing-seconds", type=float, default=0.3, help="how long every job stays processing")
     p.add_argument("--data-dir", type=Path, default=None, help="where processed movies are kept (default: memory)")
+    p.add_argument("--rate-limit", type=int, default=0, metavar="N",
+                   help="answer 429 past N API requests in any rolling --rate-window (default 0: no limit)")
+    p.add_argument("--rate-window", type=float, default=60.0, metavar="S", help="seconds (default 60)")
     a = p.parse_args(argv)
     if not 0 <= a.port < 65536 or a.processing_seconds < 0:
         p.error("--port in [0, 65535] and --processing-seconds >= 0")
+    if a.rate_limit < 0 or a.rate_window <= 0:
+        p.error("--rate-limit >= 0 and --rate-window > 0")
     token = None
     if a.token_file is not None:
         try:
@@ -107,7 +112,8 @@ def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
         if not token:
             p.error("--token-file is empty")
     return DetectorEmulatorConfig(service=a.service, port=a.port, token=token,
-                                  processing_seconds=a.processing_seconds, data_dir=a.data_dir)
+                                  processing_seconds=a.processing_seconds, data_dir=a.data_dir,
+                                  rate_limit=a.rate_limit, rate_window_s=a.rate_window)
 
 
 def main(argv: list[str] | None = None) -> int:
