@@ -43,10 +43,10 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
     ray.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                      help="score on Ray: alone, a local cluster on this machine (or $RAY_ADDRESS); with an "
                           "address (host:port, ray://host:port, auto), join that cluster")
-    ray.add_argument("--workers", type=int, default=1, metavar="N", help="--ray: detector actors (default 1)")
-    ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+    ray.add_argument("--workers", type=int, metavar="N", help="--ray: detector actors (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, metavar="G",
                      help="--ray: GPUs reserved per actor (default 0; 0.5 shares a GPU)")
-    ray.add_argument("--batch-size", type=int, default=64, metavar="N",
+    ray.add_argument("--batch-size", type=int, metavar="N",
                      help="--ray: files per task, and per call of a batch detector (default 64)")
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON report on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry with sync; no progress bar")
@@ -75,6 +75,10 @@ def run_score_verb(args: argparse.Namespace) -> int:
              lines=[f"{rows} detections mirrored into {history_path(args.dest)}"])
         return EXIT_OK
     filters = parse_filter_words(args.words)
+    given = [f"--{name.replace('_', '-')}" for name in ("workers", "gpus_per_worker", "batch_size")
+             if getattr(args, name) is not None]
+    if given and args.ray is None:
+        raise UsageError(f"{given[0]} works with --ray only: add --ray [ADDRESS] or drop it")
     if args.ray is not None:
         report = _score_on_ray(args, filters, timeouts, retries)
     else:
@@ -100,7 +104,9 @@ def _score_on_ray(args: argparse.Namespace, filters: dict[str, tuple[str, ...]],
     address = check_address(args.ray) if args.ray else None
     state = Layout(Path(args.dest)).state
     with stderr_to(state / "ray.log" if state.is_dir() else Path(os.devnull)):
-        return run_score_ray(args.dest, args.detector, filters=filters, address=address, workers=args.workers,
-                             gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+        return run_score_ray(args.dest, args.detector, filters=filters, address=address,
+                             workers=1 if args.workers is None else args.workers,
+                             gpus_per_worker=0.0 if args.gpus_per_worker is None else args.gpus_per_worker,
+                             batch_size=64 if args.batch_size is None else args.batch_size,
                              concurrency=args.concurrency, rate_limit=args.rate_limit,
                              options=options_from_args(args), timeouts=timeouts, retries=retries)

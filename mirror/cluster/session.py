@@ -84,7 +84,7 @@ def stderr_to(path: Path) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(path, "ab") as log:
+        with open(path, "wb") as log:
             os.dup2(log.fileno(), 2)
             try:
                 yield
