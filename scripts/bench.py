@@ -34,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_ray  # noqa: E402
 import bench_report  # noqa: E402
 
 from mirror.config import Limits  # noqa: E402
@@ -47,9 +48,10 @@ UNLIMITED = 10**8          # per-minute limit for keys that must never be the bo
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 FULL = {"sdk_0ms": 2000, "sdk_20ms": 500, "sdk_mirror_runs": 9, "ceiling": 10_000, "pairs": 5, "rate_items": 2000,
-        "rate_limit": 600, "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000]}
+        "rate_limit": 600, "converge_items": 1500, "noop": 100_000, "scale": [10_000, 50_000, 100_000, 200_000],
+        "ray_items": 20_000}
 QUICK = {"sdk_0ms": 150, "sdk_20ms": 40, "sdk_mirror_runs": 2, "ceiling": 800, "pairs": 1, "rate_items": 150,
-         "rate_limit": 1200, "converge_items": 0, "noop": 1500, "scale": [300, 1500]}
+         "rate_limit": 1200, "converge_items": 0, "noop": 1500, "scale": [300, 1500], "ray_items": 300}
 
 
 def log(msg: str) -> None:
@@ -364,6 +366,24 @@ def file_create_cost(where: Path, size: int, n: int = 500) -> dict:
     return {"user": 1e6 * (r1.ru_utime - r0.ru_utime) / n, "sys": 1e6 * (r1.ru_stime - r0.ru_stime) / n}
 
 
+# -- 6. scale out on Ray (scripts/bench_ray.py) -------------------------------------------------------
+def bench_ray_section(data: Path, work: Path, items: int, concurrency: int) -> dict:
+    """Mirror ``items`` images once, then score them in-process and on Ray with 1 and 2 workers."""
+    log(f"scale out on Ray: {items:,} images, a CPU-bound local detector, in-process vs 1 and 2 Ray workers")
+    dest = work / "dest-ray"
+    try:
+        with emulator(data, items) as emu:
+            key, _ = emu.key()
+            mirror_run(emu, key, work, dest, concurrency)
+        fig = bench_ray.measure(dest, work)
+    finally:
+        discard(dest)
+    one, two = (run["wall_s"] for run in fig["runs"])
+    log(f"  model {fig['model_ms']:.2f} ms/img; in-process {fig['in_process_s']:.1f} s, Ray 1 worker {one:.1f} s, "
+        f"2 workers {two:.1f} s: {fig['speedup']:.2f}x; Ray overhead {fig['overhead_ms']:.2f} ms/img")
+    return fig
+
+
 # -- 3. the key's rate limit ------------------------------------------------------------------------
 def steady_rate(accepted: list[tuple[float, int]], last_429: float) -> float | None:
     """Accepted requests per minute after the last 429, from ``(seconds, accepted so far)`` samples.
@@ -564,6 +584,8 @@ def main() -> int:
                                               "over-limit case lasts more than a minute."}
         probes["§4-5"] = cpu_probe()
         figures["scale"], figures["noop"] = bench_scale(data, work, sizes["scale"], sizes["noop"], c)
+        probes["§6"] = cpu_probe()
+        figures["ray"] = bench_ray_section(data, work, sizes["ray_items"], c)
         probes["end"] = cpu_probe()
         if a.scale_max and not a.quick:
             figures["scale"]["note"] = (f"Sizes above {a.scale_max:,} were left out (--scale-max), so this is not "

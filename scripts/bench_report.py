@@ -405,6 +405,7 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
                       f"{s['tmpfs_runs'][0]['items']:,} to {s['tmpfs_runs'][-1]['items']:,} items."]
     if s.get("note"):
         lines += ["", s["note"]]
+    lines += ray_lines(figures.get("ray"))
     prof = figures.get("profile")
     if prof:
         lines += ["", "## Profile of the mirror", "",
@@ -415,6 +416,27 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     lines += history or ["(no full run yet)"]
     lines += ["", FIGURES_START, json.dumps(figures, indent=1, sort_keys=True), "-->", ""]
     return "\n".join(lines)
+
+
+def ray_lines(r: dict[str, Any] | None) -> list[str]:
+    """Section 6 (``scripts/bench_ray.py``): in-process vs Ray with 1 and 2 workers; nothing for older figures."""
+    if not r:
+        return []
+    n = r["items"]
+    rows = [["in-process (threads)", "—", r["in_process_s"], n / r["in_process_s"], 1000 * r["in_process_s"] / n]]
+    rows += [["Ray", x["workers"], x["wall_s"], n / x["wall_s"], 1000 * x["wall_s"] / n] for x in r["runs"]]
+    return ["", "## 6. Scale out on Ray", "",
+            f"`score` with a CPU-bound local detector (`scripts/bench_ray.py`: a fixed amount of numpy work per "
+            f"image, {fmt(r['model_ms'])} ms when called directly, holding the GIL) over {n:,} mirrored images, "
+            "from scratch each time, each in a fresh process: in-process (its thread pool), then `run_score_ray` "
+            f"on a local Ray cluster ({r['cores']} CPUs, started once in {fmt(r['ray_init_s'])} s, not counted) "
+            f"with 1 and 2 workers, batches of {r['batch_size']}. A Ray run's time includes its actor pool's start.",
+            "", *_table(["case", "workers", "wall s", "img/s", "ms/img"], rows),
+            "", f"From 1 to 2 workers: **{fmt(r['speedup'])}×** (target ≥ {r['target']}×: "
+            f"{_met(r['speedup'], r['target'])}). Ray's overhead per image over calling the model directly: "
+            f"**{fmt(r['overhead_ms'])} ms** (the 1-worker run's {fmt(1000 * r['runs'][0]['wall_s'] / n)} ms per "
+            f"image less the model's {fmt(r['model_ms'])} ms; it includes reading and hashing each file, the "
+            "verdict rows, and the pool's start spread over the images)."]
 
 
 def now_iso() -> str:

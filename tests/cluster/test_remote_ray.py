@@ -136,3 +136,31 @@ async def test_workers_share_one_rate_budget_and_the_token_stays_out_of_rays_log
         for path in root.rglob("*"):
             if path.is_file() and not path.is_symlink():
                 assert token not in path.read_bytes(), path
+
+
+async def test_a_refused_token_stops_the_run_with_its_own_exit_code(ray_address, mirrored: Path, dfd) -> None:
+    from mirror.cluster.worker import WorkerSpec
+    from mirror.errors import EXIT_AUTH, MirrorError
+    emu = dfd()
+    options = DeepfakeDetectionOptions(url=emu.url, token="not-the-token-0123456789", poll_interval=0.05)
+    with pytest.raises(MirrorError) as stopped:
+        await anyio.to_thread.run_sync(lambda: run_score_ray(mirrored, DFD, workers=1, batch_size=4,
+                                                             rate_limit=100_000, options=options))
+    assert stopped.value.exit_code == EXIT_AUTH and "Invalid API token" in str(stopped.value)
+    assert "not-the-token-0123456789" not in str(stopped.value)
+    assert emu.admin.counters()["submissions"] == 0
+    assert "not-the-token" not in repr(WorkerSpec(dest=str(mirrored), detector=DFD, options=options))
+
+
+def test_a_second_run_of_the_same_detector_is_locked_out(ray_address, mirrored: Path, dfd) -> None:
+    from mirror.detectors.ledger import Ledger
+    from mirror.errors import LockHeldError
+    from mirror.store import Layout
+    emu = dfd()
+    held = Ledger(Layout(mirrored), DFD)                             # an in-process run holds the ledger
+    try:
+        with pytest.raises(LockHeldError, match="another scoring run"):
+            run_score_ray(mirrored, DFD, options=_options(emu))
+    finally:
+        held.close()
+    assert emu.admin.counters()["api_requests"] == 0
