@@ -5,10 +5,12 @@ operations, so it holds the GIL as a pure-Python model does), about 4 ms a call 
 (synced by bench.py) is scored three times from scratch, each in a fresh process: in-process
 (``margen-mirror score``, its default thread pool), then on a local Ray cluster with 1 and with 2
 workers (``run_score_ray`` in one process that started the cluster once; the start is timed apart).
-Each Ray run's time includes its actor pool's start; the overhead per image is the 1-worker run's
-time per image minus the model's own time per image (called directly, in a loop).
+Each Ray run's time includes its actor pool's start. Ray's overhead per image is stated twice: the
+1-worker run's time per image less the model's own (called directly in a loop, in a fresh process
+with the same environment), and less the in-process run's; the driver's CPU per image says how
+many images a second one driver can take in.
 
-    python scripts/bench_ray.py ray DEST --out FILE      (what bench.py runs; not meant to be run by hand)
+    python scripts/bench_ray.py ray DEST --out FILE   |   model DEST     (what bench.py runs, in fresh processes)
 """
 
 from __future__ import annotations
@@ -59,14 +61,12 @@ def measure(dest: Path, work: Path) -> dict:
     """The section's figures for the mirror at ``dest`` (its verdicts for ``model`` are removed after)."""
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(dest / "manifest", columns=["path"]).column("path").to_pylist()
-    items = len(rows)
-    sample = [str(dest / p) for p in rows[: min(200, items)]]
-    model(sample[0])
-    start = time.perf_counter()
-    for path in sample:
-        model(path)
-    model_ms = 1000 * (time.perf_counter() - start) / len(sample)
+    items = sum(pq.read_metadata(part).num_rows for part in (dest / "manifest").glob("*.parquet"))
+    done = subprocess.run([sys.executable, str(Path(__file__)), "model", str(dest)], env=_env(), capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"timing the model failed ({done.returncode}): {done.stderr[-2000:]}")
+    model_ms = float(done.stdout)
 
     _forget_scores(dest)
     start = time.perf_counter()
@@ -90,7 +90,20 @@ def measure(dest: Path, work: Path) -> dict:
     return {"items": items, "model_ms": model_ms, "in_process_s": in_process_s, "in_process_report_s":
             report["elapsed_s"], "ray_init_s": ray_runs["init_s"], "runs": ray_runs["runs"],
             "speedup": one / two, "target": 1.7, "overhead_ms": 1000 * one / items - model_ms,
+            "over_in_process_ms": 1000 * (one - in_process_s) / items,
             "batch_size": ray_runs["batch_size"], "cores": os.cpu_count()}
+
+
+def _time_model(dest: Path, count: int = 300) -> float:
+    """Milliseconds per call of ``model`` on the first ``count`` files, in this (fresh) process."""
+    import pyarrow.parquet as pq
+
+    paths = pq.read_table(dest / "manifest", columns=["path"]).column("path").to_pylist()[:count]
+    model(str(dest / paths[0]))
+    start = time.perf_counter()
+    for path in paths:
+        model(str(dest / path))
+    return 1000 * (time.perf_counter() - start) / len(paths)
 
 
 def _ray(dest: Path, out: Path, batch_size: int = 64) -> None:
@@ -107,19 +120,23 @@ def _ray(dest: Path, out: Path, batch_size: int = 64) -> None:
     runs = []
     for workers in (1, 2):
         _forget_scores(dest)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = run_score_ray(dest, DETECTOR, workers=workers, batch_size=batch_size)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         assert report.status == "complete" and report.failed == 0, report
-        runs.append({"workers": workers, "wall_s": wall, "scored": report.scored})
+        runs.append({"workers": workers, "wall_s": wall, "scored": report.scored,
+                     "driver_cpu_ms": 1000 * cpu / report.scored})
     ray.shutdown()
     out.write_text(json.dumps({"init_s": init_s, "runs": runs, "batch_size": batch_size}))
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description="bench.py's Ray runs (section 6)")
-    p.add_argument("what", choices=["ray"])
+    p = argparse.ArgumentParser(description="bench.py's Ray runs and model timing (section 6)")
+    p.add_argument("what", choices=["ray", "model"])
     p.add_argument("dest", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
     a = p.parse_args()
-    _ray(a.dest, a.out)
+    if a.what == "model":
+        print(f"{_time_model(a.dest):.6f}")
+    else:
+        _ray(a.dest, a.out)

@@ -435,8 +435,10 @@ def ray_lines(r: dict[str, Any] | None) -> list[str]:
             "", f"From 1 to 2 workers: **{fmt(r['speedup'])}×** (target ≥ {r['target']}×: "
             f"{_met(r['speedup'], r['target'])}). Ray's overhead per image over calling the model directly: "
             f"**{fmt(r['overhead_ms'])} ms** (the 1-worker run's {fmt(1000 * r['runs'][0]['wall_s'] / n)} ms per "
-            f"image less the model's {fmt(r['model_ms'])} ms; it includes reading and hashing each file, the "
-            "verdict rows, and the pool's start spread over the images)."]
+            f"image less the model's {fmt(r['model_ms'])} ms: reading and hashing each file, the verdict rows, "
+            f"Ray's batches and the pool's start spread over the images); over the in-process run: "
+            f"{fmt(r.get('over_in_process_ms'))} ms. The driver took {fmt(r['runs'][-1].get('driver_cpu_ms'))} ms "
+            "of CPU per image (receiving and writing the verdicts)."]
 
 
 def now_iso() -> str:
