@@ -31,8 +31,8 @@ from mirror.cluster.session import ray_session
 from mirror.config import Retries, Timeouts
 from mirror.detectors.options import DetectorOptions, Pacing
 from mirror.detectors.registry import load_detector, resolve_options
-from mirror.detectors.score import ScoreReport, _Group, _select  # the in-process run's own selection
-from mirror.detectors.scores import ScoresWriter, latest_status
+from mirror.detectors.score import ScoreReport, _Group, _to_score  # the in-process run's own selection
+from mirror.detectors.scores import ScoresWriter
 from mirror.engine.report import Failure
 from mirror.errors import DestinationError, MirrorError, TransportError, UsageError
 from mirror.store import Layout
@@ -75,16 +75,7 @@ def run_score_ray(dest: str | Path, detector: str, *, filters: dict[str, tuple[s
         raise DestinationError(f"{dest} is not a mirror folder: run sync first")
     layout = Layout.prepare(dest)
     report = ScoreReport(detector=det.name, dest=str(layout.dest))
-    groups = _select(layout, filters or {})
-    report.selected = sum(len(g.ids) for g in groups)
-    final = latest_status(layout.dest, det.name)
-    todo = []
-    for group in groups:
-        status = final.get(group.sha256)
-        if status == "ok" or (status == "rejected" and not det.retry_rejected):
-            report.skipped_already += len(group.ids)
-        else:
-            todo.append(group)
+    todo = _to_score(layout, filters or {}, det, report)
     try:
         if todo:
             with ray_session(address):
@@ -128,9 +119,8 @@ def _score(layout: Layout, name: str, remote: bool, todo: list[_Group], report: 
                           retries.backoff)
     try:
         spec = WorkerSpec(dest=str(layout.dest), detector=detector, options=options, rate_limit=rate_limit,
-                          concurrency=concurrency,
-                          batch_size=batch_size, timeouts=timeouts, retries=retries, pacer=pacer, ledger=keeper,
-                          sys_path=tuple(p or os.getcwd() for p in sys.path))
+                          concurrency=concurrency, batch_size=batch_size, timeouts=timeouts, retries=retries,
+                          pacer=pacer, ledger=keeper, sys_path=tuple(p or os.getcwd() for p in sys.path))
         table = pa.table({"sha256": [g.sha256 for g in todo], "path": [g.path for g in todo],
                           "ids": [list(g.ids) for g in todo], "benchmark": [g.benchmark for g in todo]},
                          schema=GROUPS_SCHEMA)

@@ -118,16 +118,7 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
         raise DestinationError(f"{dest} is not a mirror folder: run sync first")
     layout = Layout.prepare(dest)
     report = ScoreReport(detector=det.name, dest=str(layout.dest))
-    groups = await asyncio.to_thread(_select, layout, filters or {})
-    report.selected = sum(len(g.ids) for g in groups)
-    final = await asyncio.to_thread(latest_status, layout.dest, det.name)
-    todo = []
-    for group in groups:
-        status = final.get(group.sha256)
-        if status == "ok" or (status == "rejected" and not det.retry_rejected):
-            report.skipped_already += len(group.ids)
-        else:
-            todo.append(group)
+    todo = await asyncio.to_thread(_to_score, layout, filters or {}, det, report)
     ledger = Ledger(layout, det.name) if det.remote else None
     try:
         async with det, _signer(options.signed_urls(), timeouts, retries) as signer:
@@ -164,6 +155,22 @@ async def _signer(source: SignedUrls | None, timeouts: Timeouts, retries: Retrie
 
     async with client:
         yield sign
+
+
+def _to_score(layout: Layout, filters: dict[str, tuple[str, ...]], det: Detector, report: ScoreReport) -> list[_Group]:
+    """The selected files without a final row yet (``ok``, or ``rejected`` unless ``pad`` may now accept
+    them); counts the selection and the skipped items into ``report``. ``score --ray`` decides with it too."""
+    groups = _select(layout, filters)
+    report.selected = sum(len(g.ids) for g in groups)
+    final = latest_status(layout.dest, det.name)
+    todo = []
+    for group in groups:
+        status = final.get(group.sha256)
+        if status == "ok" or (status == "rejected" and not det.retry_rejected):
+            report.skipped_already += len(group.ids)
+        else:
+            todo.append(group)
+    return todo
 
 
 def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]:
