@@ -10,20 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-from typing import Any
 
 from mirror.cli.args import positive_float, positive_int
-from mirror.cli.output import emit, say
+from mirror.cli.verbs import Subparsers
 from mirror.config import Retries, Timeouts
 from mirror.detectors import registry
 from mirror.detectors.options import DeepfakeDetectionOptions, DetectorOptions
 from mirror.errors import EXIT_OK, UsageError
 from mirror.jobs import parse_filter_words
 
-__all__ = ["add_score_parser", "options_from_args", "run_score_verb"]
+__all__ = ["register", "options_from_args", "run"]
 
 
-def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("score", help="feed mirrored files to a detector and mirror its verdicts "
                                             "(resumable; never submits a file twice)")
     p.add_argument("dest", help="a folder mirrored by sync")
@@ -40,6 +39,7 @@ def add_score_parser(subparsers: Any) -> argparse.ArgumentParser:
                                                                  "into DEST/detections/deepfake-detection/")
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON report on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry with sync; no progress bar")
+    p.set_defaults(handler=run)
     return p
 
 
@@ -48,9 +48,10 @@ def options_from_args(args: argparse.Namespace) -> DetectorOptions:
     return registry.options_from_args(args)
 
 
-def run_score_verb(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every verb builds this parser, and only `score` needs the
     # detector clients (aiohttp.web, the detectors' ledger): ~50 ms and several MB for the others.
+    from mirror.cli.output import emit, say
     from mirror.detectors.history import history_path, import_history
     from mirror.detectors.scoring import run_score
 
