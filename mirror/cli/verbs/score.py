@@ -50,7 +50,7 @@ def options_from_args(args: argparse.Namespace) -> DetectorOptions:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every verb builds this parser, and only `score` needs the
-    # detector clients (aiohttp.web, the detectors' ledger): ~50 ms and several MB for the others.
+    # detector clients (aiohttp.web, the submission log); the other verbs never load them.
     from mirror.cli.output import emit, say
     from mirror.detectors.history import history_path, import_history
     from mirror.detectors.scoring import run_score
