@@ -1,29 +1,23 @@
-"""``margen-mirror benchmarks``: the benchmarks the key can query."""
+"""``margen-mirror benchmarks``: the benchmarks the key can query, one per line (or a JSON list)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
+from typing import TYPE_CHECKING
 
-from mirror.cli.args import add_common
-from mirror.cli.verbs import Subparsers, with_client
+from mirror.cli.verbs import Shown, Subparsers, api_verb, ask_and_show
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from mirror.api.models import Benchmark
+
+__all__ = ["register"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("benchmarks", help="list the benchmarks the key can query")
-    add_common(p)
-    p.set_defaults(handler=run)
-    return p
+    return api_verb(subparsers, "benchmarks", "list the benchmarks the key can query",
+                    lambda args: ask_and_show(args, lambda client: client.benchmarks(), _show))
 
 
-def run(args: argparse.Namespace) -> int:
-    from mirror.cli.output import emit
-    from mirror.errors import EXIT_OK
-
-    found = asyncio.run(with_client(args, lambda c: c.benchmarks()))
-    emit([dataclasses.asdict(b) for b in found], as_json=args.json,
-         lines=[f"{b.id:<28} {b.product:<10} {b.title}" for b in found])
-    return EXIT_OK
+def _show(found: list[Benchmark]) -> Shown:
+    return [dataclasses.asdict(b) for b in found], [f"{b.id:<28} {b.product:<10} {b.title}" for b in found]

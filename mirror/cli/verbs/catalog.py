@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
-from mirror.cli.args import add_common
-from mirror.cli.verbs import Subparsers, with_client
+from mirror.cli.verbs import Subparsers, api_verb, ask_and_show
+
+if TYPE_CHECKING:
+    from mirror.api.models import Catalog
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("catalog", help="show a benchmark's dimensions and allowed values")
-    add_common(p)
+    p = api_verb(subparsers, "catalog", "show a benchmark's dimensions and allowed values", run)
     p.add_argument("--benchmark")
-    p.set_defaults(handler=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirror.cli.output import emit
-    from mirror.errors import EXIT_OK
+    return ask_and_show(args, lambda c: c.catalog(args.benchmark), _show)
 
-    catalog = asyncio.run(with_client(args, lambda c: c.catalog(args.benchmark)))
+
+def _show(catalog: Catalog) -> tuple[dict[str, Any], list[str]]:
     lines = [f"{catalog.benchmark.id} ({catalog.tier} tier): {catalog.total} items"]
     for dim in catalog.dimensions:
         alias = f" (alias {dim.alias})" if dim.alias else ""
         values = ", ".join(dim.values) if dim.values is not None else "any id (lineage key)"
         lines.append(f"  {dim.key}{alias} [{dim.source}]: {values}")
-    emit(dataclasses.asdict(catalog), as_json=args.json, lines=lines)
-    return EXIT_OK
+    return dataclasses.asdict(catalog), lines

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
-from mirror.cli.verbs import Subparsers
+from mirror.cli.verbs import Subparsers, reader_verb
 
-__all__ = ["register", "run"]
+__all__ = ["register"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("compact", help="merge the manifest's parts into one file")
-    p.add_argument("dest")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=run)
-    return p
+    return reader_verb(subparsers, "compact", "merge the manifest's parts into one file", _compact)
 
 
-def run(args: argparse.Namespace) -> int:
-    from mirror.cli.args import mirrored_dest
-    from mirror.cli.output import emit
-    from mirror.errors import EXIT_OK
+def _compact(dest: Path, given: str) -> tuple[dict[str, Any], list[str]]:
     from mirror.store import Layout, compact
 
-    layout = Layout(mirrored_dest(args.dest))
-    rows = compact(layout)
-    emit({"dest": args.dest, "rows": rows}, as_json=args.json, lines=[f"{args.dest}: manifest compacted, {rows} rows"])
-    return EXIT_OK
+    rows = compact(Layout(dest))
+    return {"dest": given, "rows": rows}, [f"{given}: manifest compacted, {rows} rows"]

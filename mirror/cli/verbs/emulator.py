@@ -1,30 +1,15 @@
-"""``margen-mirror emulator``: the local Margen API emulator, with the emulator's own flags and help.
-
-The parser is the emulator's (``mirror.emulator.server.add_arguments``), filled in only when this
-verb parses or prints help, so no other verb pays for importing the emulator.
-"""
+"""``margen-mirror emulator``: the local Margen API emulator, with the emulator's own flags and help
+(``mirror.emulator.server.add_arguments``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from mirror.cli.verbs import Subparsers
+from mirror.cli.verbs import Subparsers, server_verb
 
 __all__ = ["register"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "emulator", help="run the local Margen API emulator (see: margen-mirror emulator --help)", fill=_fill)
-    p.set_defaults(handler=lambda args: _run(p, args))
-    return p
-
-
-def _fill(p: argparse.ArgumentParser) -> None:
-    from mirror.emulator.server import add_arguments
-    add_arguments(p)
-
-
-def _run(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from mirror.emulator.server import config_from_args, serve_config
-    return serve_config(config_from_args(args, p))
+    return server_verb(subparsers, "emulator", "run the local Margen API emulator (see: margen-mirror emulator --help)",
+                       "mirror.emulator.server")

@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from mirror.cli.args import add_common, add_selection, positive_float
-from mirror.cli.verbs import Subparsers
+from mirror.cli.args import add_selection, positive_float
+from mirror.cli.verbs import Subparsers, api_verb
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("plan", help="what a sync would cost, before spending anything")
-    add_common(p)
+    p = api_verb(subparsers, "plan", "what a sync would cost, before spending anything", run)
     add_selection(p, dest_required=False)
     p.add_argument("--rate-limit", type=positive_float, metavar="N",
                    help="API requests per minute the sync would run at (default 60; set when the key is created)")
-    p.set_defaults(handler=run)
     return p
 
 

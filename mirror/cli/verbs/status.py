@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
-from mirror.cli.verbs import Subparsers
+from mirror.cli.verbs import Subparsers, reader_verb
 
-__all__ = ["register", "run"]
+__all__ = ["register"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("status", help="what a destination holds, per cell and perturbation")
-    p.add_argument("dest")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=run)
-    return p
+    return reader_verb(subparsers, "status", "what a destination holds, per cell and perturbation", _status)
 
 
-def run(args: argparse.Namespace) -> int:
-    from mirror.cli.args import mirrored_dest
-    from mirror.cli.output import emit
-    from mirror.errors import EXIT_OK
+def _status(dest: Path, given: str) -> tuple[dict[str, Any], list[str]]:
     from mirror.inspect.status import read_status
 
-    report = read_status(mirrored_dest(args.dest))
-    emit(report.to_dict(), as_json=args.json, lines=report.lines())
-    return EXIT_OK
+    report = read_status(dest)
+    return report.to_dict(), report.lines()

@@ -6,15 +6,14 @@ import argparse
 import asyncio
 import dataclasses
 
-from mirror.cli.args import add_common, add_selection, positive_float, positive_int
-from mirror.cli.verbs import Subparsers, plan
+from mirror.cli.args import add_selection, positive_float, positive_int
+from mirror.cli.verbs import Subparsers, api_verb, plan
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("sync", help="mirror a selection (resumable; never pays twice)")
-    add_common(p)
+    p = api_verb(subparsers, "sync", "mirror a selection (resumable; never pays twice)", run)
     add_selection(p, dest_required=True)
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     p.add_argument("--rate-limit", type=positive_float, metavar="N",
@@ -28,7 +27,6 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
                                                        "default 1m when stderr is not a terminal, none with -q)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every item's events to stderr (never the key)")
     p.add_argument("--log-file", metavar="FILE", help="append every item's events to FILE (never the key)")
-    p.set_defaults(handler=run)
     return p
 
 

@@ -1,29 +1,23 @@
-"""``margen-mirror usage``: the key's tier and credit balance."""
+"""``margen-mirror usage``: the key's tier, credit balance and owner."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
+from typing import TYPE_CHECKING
 
-from mirror.cli.args import add_common
-from mirror.cli.verbs import Subparsers, with_client
+from mirror.cli.verbs import Shown, Subparsers, api_verb, ask_and_show
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from mirror.api.models import Usage
+
+__all__ = ["register"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("usage", help="show the key's tier and credit balance")
-    add_common(p)
-    p.set_defaults(handler=run)
-    return p
+    return api_verb(subparsers, "usage", "show the key's tier and credit balance",
+                    lambda args: ask_and_show(args, lambda client: client.usage(), _show))
 
 
-def run(args: argparse.Namespace) -> int:
-    from mirror.cli.output import emit
-    from mirror.errors import EXIT_OK
-
-    usage = asyncio.run(with_client(args, lambda c: c.usage()))
-    emit(dataclasses.asdict(usage), as_json=args.json,
-         lines=[f"tier {usage.tier}, balance {usage.balance}, owner {usage.owner or '-'}"])
-    return EXIT_OK
+def _show(usage: Usage) -> Shown:
+    return dataclasses.asdict(usage), [f"tier {usage.tier}, balance {usage.balance}, owner {usage.owner or '-'}"]

@@ -6,19 +6,17 @@ import argparse
 import asyncio
 import shlex
 
-from mirror.cli.args import add_common, positive_float
-from mirror.cli.verbs import Subparsers
+from mirror.cli.args import positive_float
+from mirror.cli.verbs import Subparsers, api_verb
 
 __all__ = ["register", "run"]
 
 
 def register(subparsers: Subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("verify", help="re-hash every file against the manifest (and --repair for free)")
-    add_common(p)
+    p = api_verb(subparsers, "verify", "re-hash every file against the manifest (and --repair for free)", run)
     p.add_argument("dest")
     p.add_argument("--repair", action="store_true", help="re-fetch missing or damaged files (free: already owned)")
     p.add_argument("--rate-limit", type=positive_float, metavar="N", help="API requests per minute for the repair")
-    p.set_defaults(handler=run)
     return p
 
 
