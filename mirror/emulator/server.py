@@ -221,7 +221,11 @@ def serve_config(config: EmulatorConfig) -> int:
                               where=f"127.0.0.1:{config.port}")
 
 
+def _parse(argv: list[str] | None) -> EmulatorConfig:
+    p = build_parser()
+    return config_from_args(p.parse_args(argv), p)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``emulator`` command line on its own (``python -m mirror.emulator``): serve until SIGINT/SIGTERM."""
-    p = build_parser()
-    return serve_config(config_from_args(p.parse_args(argv), p))
+    return serve_config(_parse(argv))

@@ -129,8 +129,12 @@ def config_from_args(a: argparse.Namespace, p: argparse.ArgumentParser) -> Detec
 
 def main(argv: list[str] | None = None) -> int:
     """The ``detector-emulator`` command line on its own: serve until SIGINT/SIGTERM, exit 0 (1 if it cannot listen)."""
+    return serve_config(_parse(argv))
+
+
+def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
     p = build_parser()
-    return serve_config(config_from_args(p.parse_args(argv), p))
+    return config_from_args(p.parse_args(argv), p)
 
 
 def serve_config(config: DetectorEmulatorConfig) -> int:
