@@ -3,8 +3,8 @@
 Manifest rows (optionally filtered) are grouped by the file's sha256, the key of everything
 here: identical bytes under two item ids are submitted once and get a row each. A file whose
 newest row is ``ok`` (or ``rejected``, unless ``pad`` may now accept it) is skipped. For the
-rest, the submission ledger decides: a recorded job is polled, an upload cut short by a kill is
-reconciled with the service, and only a file the ledger has never seen is uploaded, after its
+rest, the submission log decides: a recorded job is polled, an upload cut short by a kill is
+reconciled with the service, and only a file the submission log has never seen is uploaded, after its
 ``submit`` record is on disk. The files go through the client's one worker pool
 (``engine/workers.py``); rows are flushed as Parquet parts every few seconds and once more on the
 way out, whatever stops the run.
@@ -127,17 +127,17 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
             report.skipped_already += len(group.ids)
         else:
             todo.append(group)
-    ledger = SubmissionLog(layout, det.name) if det.remote else None
+    submission_log = SubmissionLog(layout, det.name) if det.remote else None
     try:
         async with det, _signer(options.signed_urls(), timeouts, retries) as signer:
-            run = _Run(layout, det, ledger, signer, report, concurrency)
+            run = _Run(layout, det, submission_log, signer, report, concurrency)
             try:
                 await run.run(todo)
             finally:
                 report.requests = getattr(getattr(det, "http", None), "requests", 0)
     finally:
-        if ledger is not None:
-            ledger.close()
+        if submission_log is not None:
+            submission_log.close()
         report.elapsed_s = round(time.monotonic() - started, 3)
     report.status = "partial" if report.failed else "complete"
     return report
@@ -184,11 +184,11 @@ def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]
 
 
 class _Run:
-    def __init__(self, layout: Layout, detector: Detector, ledger: SubmissionLog | None, signer: Signer | None,
+    def __init__(self, layout: Layout, detector: Detector, submission_log: SubmissionLog | None, signer: Signer | None,
                  report: ScoreReport, concurrency: int) -> None:
         self.layout = layout
         self.detector = detector
-        self.ledger = ledger
+        self.submission_log = submission_log
         self.signer = signer
         self.report = report
         self.concurrency = concurrency
@@ -242,22 +242,22 @@ class _Run:
         signer = self.signer
         signed_url = (lambda: signer(group.ids[0], group.benchmark)) if signer is not None else None
         media = Media(group.ids[0], group.sha256, path, signed_url)
-        det, ledger = self.detector, self.ledger
-        entry = ledger.entries.get(group.sha256) if ledger is not None else None
-        if ledger is not None and entry is not None:
+        det, submission_log = self.detector, self.submission_log
+        entry = submission_log.entries.get(group.sha256) if submission_log is not None else None
+        if submission_log is not None and entry is not None:
             job = entry.job or await det.reconcile(media)
             if job is None:
                 raise SubmissionUnknown("an earlier run was stopped while uploading this file and the service "
                                         "cannot say whether it arrived; it is not sent again")
             if entry.job is None:
-                ledger.submitted(group.sha256, job)
+                submission_log.submitted(group.sha256, job)
             self.report.resumed += 1
             return await det.wait(job, media)
         prepared = await asyncio.to_thread(det.prepare, media)
-        if ledger is None:
+        if submission_log is None:
             self.report.submissions += 1
             return await det.wait(await det.submit(prepared), media)
-        ledger.submitting(group.sha256, group.ids[0])
+        submission_log.submitting(group.sha256, group.ids[0])
         try:
             job = await det.submit(prepared)
         except SubmissionUnknown:
@@ -266,9 +266,9 @@ class _Run:
                 raise
             job = found
         except (DetectorHttpError, TransportError):
-            ledger.not_taken(group.sha256)        # refused or never connected: nothing was kept
+            submission_log.not_taken(group.sha256)        # refused or never connected: nothing was kept
             raise
-        ledger.submitted(group.sha256, job)
+        submission_log.submitted(group.sha256, job)
         self.report.submissions += 1
         return await det.wait(job, media)
 
