@@ -7,7 +7,8 @@ Library use (an ETL step)::
                                filters={"kind": "fake", "skin_tone": ["dark", "brown"]})
     table = mirror.open_manifest("data/faces").to_table()
 
-The API key comes from ``MARGEN_API_KEY`` unless ``api_key=`` or ``api_key_file=`` is given.
+The API key comes from ``api_key=`` or ``api_key_file=`` if given, else from the file
+``MARGEN_API_KEY_FILE`` names, else from ``MARGEN_API_KEY``.
 Everything raised on purpose is a ``mirror.MirrorError`` (see ``mirror.errors``).
 """
 
@@ -20,8 +21,10 @@ __all__ = [
     "sync", "sync_blocking", "plan", "open_manifest", "load_job_file",
     "SyncJob", "Selection", "Limits", "Timeouts", "Retries", "SyncReport", "PlanReport",
     # errors (keep last: everything from MirrorError on lives in mirror.errors)
-    "MirrorError", "UsageError", "DestinationError", "LockHeldError", "BudgetExhausted", "TransportError",
-    "ApiError", "Unauthorized", "InsufficientCredits", "RateLimited",
+    "MirrorError", "UsageError", "DestinationError", "LockHeldError", "BudgetExhausted", "IntegrityError",
+    "TransportError", "RedirectRefused", "ApiError", "InvalidParam", "InvalidCursor", "AmbiguousBenchmark",
+    "Unauthorized", "InsufficientCredits", "ForbiddenTier", "ForbiddenScope", "NotFound", "UnknownBenchmark",
+    "RateLimited", "ServerError",
 ]
 __version__ = "0.1.0"
 
@@ -31,23 +34,33 @@ _HOMES = {
     "sync": "mirror.library", "sync_blocking": "mirror.library", "plan": "mirror.library",
     "open_manifest": "mirror.store", "load_job_file": "mirror.jobs", "SyncJob": "mirror.jobs",
     "Selection": "mirror.jobs", "Limits": "mirror.config", "Timeouts": "mirror.config", "Retries": "mirror.config",
-    "SyncReport": "mirror.engine.report", "PlanReport": "mirror.engine.report",
+    "SyncReport": "mirror.engine.outcome", "PlanReport": "mirror.engine.outcome",
     **dict.fromkeys(__all__[__all__.index("MirrorError"):], "mirror.errors"),
 }
 
 if TYPE_CHECKING:
     from mirror.config import Limits, Retries, Timeouts
-    from mirror.engine.report import PlanReport, SyncReport
+    from mirror.engine.outcome import PlanReport, SyncReport
     from mirror.errors import (
+        AmbiguousBenchmark,
         ApiError,
         BudgetExhausted,
         DestinationError,
+        ForbiddenScope,
+        ForbiddenTier,
         InsufficientCredits,
+        IntegrityError,
+        InvalidCursor,
+        InvalidParam,
         LockHeldError,
         MirrorError,
+        NotFound,
         RateLimited,
+        RedirectRefused,
+        ServerError,
         TransportError,
         Unauthorized,
+        UnknownBenchmark,
         UsageError,
     )
     from mirror.jobs import Selection, SyncJob, load_job_file

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -135,8 +136,12 @@ def load_job_file(path: str | Path) -> SyncJob:
                               lineage=bool(_opt(doc, "lineage", bool, path)),
                               distinct_identities=bool(_opt(doc, "distinct_identities", bool, path)),
                               include_metadata=bool(_opt(doc, "include_metadata", bool, path)))
-        limits = Limits(rate_limit=float(_opt(doc, "rate_limit", (int, float), path) or Limits.rate_limit),
-                        concurrency=int(_opt(doc, "concurrency", int, path) or Limits.concurrency))
+        rate, concurrency = _opt(doc, "rate_limit", (int, float), path), _opt(doc, "concurrency", int, path)
+        for key, value in (("rate_limit", rate), ("concurrency", concurrency)):
+            if value is not None and not (math.isfinite(value) and value > 0):  # 0 is not "the default"
+                raise UsageError(f"{key} must be more than 0, not {value}; leave it out for its default")
+        limits = Limits(rate_limit=Limits.rate_limit if rate is None else float(rate),
+                        concurrency=Limits.concurrency if concurrency is None else concurrency)
         return SyncJob(selection=selection, dest=Path(doc["dest"]).expanduser(),
                        max_credits=_opt(doc, "max_credits", int, path), limits=limits)
     except UsageError as exc:

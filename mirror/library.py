@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mirror.config import ApiKey, Limits, Timeouts, load_api_key, resolve_base_url
-from mirror.engine.report import PlanReport, SyncReport
+from mirror.engine.outcome import PlanReport, SyncReport
 from mirror.engine.sync import run_plan, run_sync
 from mirror.jobs import Selection, SyncJob
 
@@ -38,16 +38,19 @@ async def sync(dest: str | os.PathLike[str] | SyncJob, *, benchmark: str | None 
                filters: Filters | None = None, include_metadata: bool = False, lineage: bool = False,
                distinct_identities: bool = False, max_credits: int | None = None, limits: Limits | None = None,
                api_key: str | ApiKey | None = None, api_key_file: str | os.PathLike[str] | None = None,
-               base_url: str | None = None, timeouts: Timeouts | None = None) -> SyncReport:
+               base_url: str | None = None, timeouts: Timeouts | None = None,
+               stop: asyncio.Event | None = None) -> SyncReport:
     """Mirror a selection into ``dest`` (or run a ``SyncJob``); returns what happened.
 
     Resumable and idempotent: run it again after any failure and it continues; run it again on a
     complete mirror and it costs two API calls. Raises ``MirrorError`` subclasses for input, auth,
-    lock and transport problems; budget stops and partial runs are reported in ``report.status``.
+    lock and transport problems (a refused run creates nothing in ``dest``); budget stops and
+    partial runs are reported in ``report.status``. Setting ``stop`` ends the run early: what is
+    finished is saved, and the report says ``interrupted`` (a cancellation stays a cancellation).
     """
     job = _job(dest, benchmark, filters, include_metadata, lineage, distinct_identities, max_credits, limits)
     return await run_sync(job, api_key=_key(api_key, api_key_file), base_url=resolve_base_url(base_url),
-                          timeouts=timeouts or Timeouts())
+                          timeouts=timeouts or Timeouts(), stop=stop)
 
 
 def sync_blocking(dest: str | os.PathLike[str] | SyncJob, **kwargs: object) -> SyncReport:

@@ -3,16 +3,14 @@
 Every API call goes through ``_get``: it waits for the key's rate-limiter slot, sends the bearer
 key with a total deadline (kept by ``Deadlines``: one watchdog for all requests), never follows
 redirects (a cross-host redirect would leak the key or lose it), retries 5xx and network failures
-with jittered back-off, handles 429 through the limiter and turns error bodies into the
+and 429s under the one retry policy (``mirror.api.retry``), and turns error bodies into the
 ``mirror.errors`` subclass for their ``code``. Storage fetches of signed URLs do not go through
 here: they use a separate session that has no key at all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import time
 from typing import Any
 from urllib.parse import quote
@@ -20,8 +18,9 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from mirror.api.deadlines import Deadlines
+from mirror.api.deadlines import TimedSession
 from mirror.api.models import Benchmark, Catalog, Download, Page, Usage
+from mirror.api.retry import Contact, Retry, Throttled, attempt_loop
 from mirror.config import ApiKey, Retries, Timeouts
 from mirror.errors import RateLimited, RedirectRefused, ServerError, TransportError, api_error_from_body
 from mirror.ratelimit import RateLimiter
@@ -47,24 +46,18 @@ class MargenClient:
         self._key = api_key
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
-        self._deadlines = Deadlines()
-        self._rng = random.Random()
+        self._http = TimedSession()       # the session and the watchdog of its deadlines
+        self._contact = Contact(self.base_url, "check --base-url (or MARGEN_BASE_URL)")
 
     async def __aenter__(self) -> MargenClient:
-        await self._deadlines.__aenter__()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._connections),
-            headers={"Authorization": f"Bearer {self._key.reveal()}", "User-Agent": _USER_AGENT},
-            # The total deadline is ``_deadlines``'; ``connect`` bounds the wait for a pool slot or a new connection.
-            timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect),
-        )
+        self._session = await self._http.open(
+            self.timeouts.connect, connector=aiohttp.TCPConnector(limit=self._connections),
+            headers={"Authorization": f"Bearer {self._key.reveal()}", "User-Agent": _USER_AGENT})
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        await self._deadlines.__aexit__()
+        self._session = None
+        await self._http.close()
 
     @property
     def pool(self) -> aiohttp.BaseConnector:
@@ -126,50 +119,36 @@ class MargenClient:
             raise RuntimeError("use 'async with MargenClient(...)'")
         # encoded=True: ``path`` is already quoted, and re-parsing it would resolve %2E%2E like "..".
         url = URL(self._api_root + path, encoded=True)
-        failures = 0
-        throttled_since: float | None = None
-        while True:
-            await self.limiter.acquire()
-            self.api_calls += 1
-            try:
-                status, body = await self._send(url, params, headers)
-            except (TimeoutError, aiohttp.ClientError, TransportError) as exc:
-                failures += 1
-                if failures >= self.retries.attempts:
-                    raise TransportError(self._key.redact(
-                        f"{path}: {_describe(exc)} after {failures} attempts; run again to resume")) from None
-                await asyncio.sleep(self._backoff(failures))
-                continue
-            if status == 200:
-                self.limiter.on_success()
-                return body
-            error = api_error_from_body(status, body)
-            error.message = self._key.redact(error.message)
-            if isinstance(error, RateLimited):
-                now = time.monotonic()
-                throttled_since = throttled_since or now
-                if now - throttled_since > self.retries.rate_limit_patience:
-                    raise error
-                await asyncio.sleep(self.limiter.on_throttled())
-                continue
-            if isinstance(error, ServerError) or status >= 500:
-                failures += 1
-                if failures >= self.retries.attempts:
-                    raise error
-                await asyncio.sleep(self._backoff(failures))
-                continue
-            raise error
+        return await attempt_loop(lambda: self._attempt(url, params, headers), self.retries, what=path,
+                                  limiter=self.limiter, deadlines=self._http.deadlines, seconds=self.timeouts.api,
+                                  contact=self._contact, redact=self._key.redact)
+
+    async def _attempt(self, url: URL, params: dict[str, str] | None, headers: dict[str, str] | None) -> Any:
+        """One request, its answer sorted for ``attempt_loop``: the body of a 200, else an error."""
+        self.api_calls += 1
+        try:
+            status, body = await self._send(url, params, headers)
+        except TransportError as exc:           # a 200 whose body is not JSON: worth another try
+            raise Retry(str(exc)) from None
+        if status == 200:
+            return body
+        error = api_error_from_body(status, body)
+        error.message = self._key.redact(error.message)
+        if isinstance(error, RateLimited):
+            raise Throttled(error)
+        if isinstance(error, ServerError) or status >= 500:
+            raise Retry(f"HTTP {status}", error)
+        raise error
 
     async def _send(self, url: URL, params: dict[str, str] | None,
                     headers: dict[str, str] | None) -> tuple[int, Any]:
         assert self._session is not None
-        with self._deadlines.limit(self.timeouts.api):
-            async with self._session.get(url, params=params, headers=headers, allow_redirects=False) as resp:
-                if 300 <= resp.status < 400:
-                    target = resp.headers.get("Location", "?")
-                    raise RedirectRefused(f"the server redirected to {target}; the key is never sent on a "
-                                           f"redirect: set --base-url to the canonical host")
-                raw = await resp.read()
+        async with self._session.get(url, params=params, headers=headers, allow_redirects=False) as resp:
+            if 300 <= resp.status < 400:
+                target = resp.headers.get("Location", "?")
+                raise RedirectRefused(f"the server redirected to {target}; the key is never sent on a "
+                                       f"redirect: set --base-url to the canonical host")
+            raw = await resp.read()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -177,13 +156,3 @@ class MargenClient:
                 return resp.status, None
             raise TransportError(f"malformed JSON (HTTP {resp.status}) from {url.with_query(None)}") from None
         return resp.status, body
-
-    def _backoff(self, failures: int) -> float:
-        cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
-        return cap * (0.5 + self._rng.random() / 2)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "no answer before the deadline"
-    return str(exc) or type(exc).__name__

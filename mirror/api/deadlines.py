@@ -1,9 +1,7 @@
 """Total deadlines for every request in flight, kept by one watchdog instead of a timer each.
 
-aiohttp's ``ClientTimeout(total=...)`` schedules a loop timer for each request and cancels it
-when the answer is in: with thousands of requests a second, that (and the cancelled handles the
-event loop then sweeps out of its heap) cost ~8 us of client CPU per request, about 5% of a sync
-at the transport ceiling. Here a request only notes when it is due; one watchdog task wakes every
+Instead of a loop timer per request (aiohttp's ``ClientTimeout(total=...)``, too costly at
+thousands of requests a second: docs/design.md), a request only notes when it is due; one watchdog task wakes every
 ``tick`` seconds and cancels the tasks whose request is overdue, and ``Deadlines.limit`` turns that
 cancellation into ``TimeoutError``, the way ``asyncio.timeout`` does: it counts cancel requests
 (``Task.uncancel``), so a real cancellation from outside (Ctrl-C, a failing task group) still
@@ -16,8 +14,11 @@ import asyncio
 import contextlib
 import time
 from types import TracebackType
+from typing import Any
 
-__all__ = ["Deadlines"]
+import aiohttp
+
+__all__ = ["Deadlines", "TimedSession"]
 
 
 class Deadlines:
@@ -89,3 +90,27 @@ class _Limit:
         if self._expired and self._task is not None:
             if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
                 raise TimeoutError from exc
+
+
+class TimedSession:
+    """An aiohttp session whose requests get their total deadline from one ``Deadlines`` watchdog.
+
+    aiohttp's own ``total`` timeout is off; ``connect`` still bounds the wait for a pool slot or a
+    new connection. ``open`` and ``close`` bracket the session's life (from an ``__aenter__`` and
+    ``__aexit__``); pass ``deadlines`` to ``mirror.api.retry.attempt_loop``.
+    """
+
+    def __init__(self) -> None:
+        self.deadlines = Deadlines()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self, connect: float, **options: Any) -> aiohttp.ClientSession:
+        await self.deadlines.__aenter__()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=connect), **options)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.deadlines.__aexit__()

@@ -5,7 +5,7 @@
     ds = read_mirror("data/faces", columns=["id", "kind", "perturbation"], filters={"kind": "fake"})
 
 Nothing here imports Ray until it is used: ``margen-mirror`` without ``--ray`` never loads it.
-``session`` joins or starts a cluster, ``actors`` holds the shared pacer and the ledger keeper,
+``session`` joins or starts a cluster, ``actors`` holds the shared pacer and the submission keeper,
 ``worker`` is the scoring actor, ``score`` the driver of a distributed run, ``read`` the reader.
 """
 

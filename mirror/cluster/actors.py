@@ -1,4 +1,4 @@
-"""The two actors a distributed score run shares: one pacer per token, one keeper of the ledger.
+"""The two actors a distributed score run shares: one pacer per token, one keeper of the submission log.
 
 ``Pacer`` holds the project's own ``RateLimiter`` (``mirror.ratelimit``): every worker's request
 waits for a slot from it, reports its success or 429 to it, so the cluster as a whole paces
@@ -6,12 +6,12 @@ evenly under the service's limit and backs off together. It is a named, detached
 by a digest of the service URL and token (never the token itself), so runs on one cluster that
 use the same token share one budget; it ends itself after ``_IDLE_S`` without a request.
 
-``LedgerKeeper`` holds the run's ``Ledger`` (``mirror.detectors.ledger``), on the driver's node
-where DEST is: workers journal through it with blocking calls, so a ``submit`` record is on disk
-before the upload starts, exactly as in-process. There is one ledger and one writer of it.
+``SubmissionKeeper`` holds the run's ``SubmissionLog`` (``mirror.store.submissions``), on the
+driver's node where DEST is: workers journal through it with blocking calls, so a ``submit`` record
+is on disk before the upload starts, exactly as in-process. There is one log and one writer of it.
 
-The proxies (``SharedLimiter``, ``LedgerClient``) give a worker the interfaces the in-process
-code already calls (``limiter.acquire``..., ``ledger.entries``, ``ledger.submitting``...).
+The proxies (``SharedLimiter``, ``SubmissionClient``) give a worker the interfaces the in-process
+code already calls (``limiter.acquire``..., ``submission_log.entries``, ``.submitting``...).
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from typing import Any
 import ray
 
 from mirror.cluster.session import NAMESPACE
-from mirror.detectors.ledger import Entry, Ledger
 from mirror.errors import MirrorError
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout
+from mirror.store.submissions import Entry, SubmissionLog
 
-__all__ = ["Pacer", "LedgerKeeper", "SharedLimiter", "LedgerClient", "pacer_for", "ledger_keeper", "budget_name"]
+__all__ = ["Pacer", "SubmissionKeeper", "SharedLimiter", "SubmissionClient", "pacer_for", "submission_keeper",
+           "budget_name"]
 
 _IDLE_S = 600.0
 
@@ -84,41 +85,41 @@ class Pacer:
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
 
-class LedgerKeeper:
-    """The run's submission ledger, in one actor on the driver's node; calls are handled one at a time."""
+class SubmissionKeeper:
+    """The run's submission log, in one actor on the driver's node; calls are handled one at a time."""
 
     def __init__(self, dest: str, detector: str) -> None:
-        self._ledger: Ledger | None = None
+        self._log: SubmissionLog | None = None
         self._refused: MirrorError | None = None
         try:
-            self._ledger = Ledger(Layout(Path(dest)), detector)
+            self._log = SubmissionLog(Layout(Path(dest)), detector)
         except MirrorError as exc:               # lock held, DEST unwritable: said by ``refused``
             self._refused = exc
 
     def refused(self) -> MirrorError | None:
-        """Why the ledger could not be opened (``LockHeldError``, ``DestinationError``), or None."""
+        """Why the log could not be opened (``LockHeldError``, ``DestinationError``), or None."""
         return self._refused
 
     def entries_for(self, shas: list[str]) -> dict[str, Entry]:
-        assert self._ledger is not None
-        return {sha: self._ledger.entries[sha] for sha in shas if sha in self._ledger.entries}
+        assert self._log is not None
+        return {sha: self._log.entries[sha] for sha in shas if sha in self._log.entries}
 
     def submitting(self, sha256: str, item_id: str) -> None:
-        assert self._ledger is not None
-        self._ledger.submitting(sha256, item_id)
+        assert self._log is not None
+        self._log.submitting(sha256, item_id)
 
     def submitted(self, sha256: str, job: str) -> None:
-        assert self._ledger is not None
-        self._ledger.submitted(sha256, job)
+        assert self._log is not None
+        self._log.submitted(sha256, job)
 
     def not_taken(self, sha256: str) -> None:
-        assert self._ledger is not None
-        self._ledger.not_taken(sha256)
+        assert self._log is not None
+        self._log.not_taken(sha256)
 
     def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 class SharedLimiter:
@@ -140,15 +141,15 @@ class SharedLimiter:
         return "SharedLimiter()"
 
 
-class LedgerClient:
-    """A worker's ledger: ``entries`` of the current batch, and records written before each call returns."""
+class SubmissionClient:
+    """A worker's submission log: ``entries`` of the current batch, and records on disk before each call returns."""
 
     def __init__(self, keeper: Any) -> None:
         self._keeper = keeper
         self.entries: dict[str, Entry] = {}
 
     def load(self, shas: list[str]) -> None:
-        """What the ledger says now about these files (a retried batch sees its dead attempt's records)."""
+        """What the log says now about these files (a retried batch sees its dead attempt's records)."""
         self.entries = ray.get(self._keeper.entries_for.remote(shas))
 
     def submitting(self, sha256: str, item_id: str) -> None:
@@ -173,12 +174,12 @@ def pacer_for(service_url: str, secret: str, per_minute: float, backoff: float) 
     return actor
 
 
-def ledger_keeper(dest: str, detector: str) -> Any:
-    """The ledger's actor on this (the driver's) node; raises the ledger's own error if it cannot open."""
+def submission_keeper(dest: str, detector: str) -> Any:
+    """The submission log's actor on this (the driver's) node; raises the log's own error if it cannot open."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    keeper = ray.remote(LedgerKeeper).options(num_cpus=0, scheduling_strategy=here).remote(dest, detector)
+    keeper = ray.remote(SubmissionKeeper).options(num_cpus=0, scheduling_strategy=here).remote(dest, detector)
     refused = ray.get(keeper.refused.remote())
     if refused is not None:
         ray.kill(keeper)

@@ -6,12 +6,12 @@ Dataset of the distinct files, and maps it through a pool of ``ScoreWorker`` act
 per actor; ``gpus_per_worker`` reserves GPUs for each). It alone writes the verdicts, with the
 same ``ScoresWriter`` into the same ``DEST/scores/<detector>/`` Parquet, every few seconds and on
 the way out, whatever stops the run: ``report`` reads them unchanged, and either kind of run
-resumes the other. A remote detector's submissions go through the run's one ledger (an actor
-on this node) and its requests through the token's one pacer, shared by every worker.
+resumes the other. A remote detector's submissions go through the run's one submission log (an
+actor on this node) and its requests through the token's one pacer, shared by every worker.
 
 A worker killed mid-batch is restarted by Ray and its batch retried: local verdicts are simply
-computed again; remote ones consult the ledger first, so a file whose upload was journaled is
-polled or reconciled, never sent twice. Workers that keep dying end the run as retryable.
+computed again; remote ones consult the submission log first, so a file whose upload was
+journaled is polled or reconciled, never sent twice. Workers that keep dying end the run as retryable.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from mirror.cluster.session import ray_session
 from mirror.config import Retries, Timeouts
 from mirror.detectors.options import DetectorOptions, Pacing
 from mirror.detectors.registry import load_detector, resolve_options
-from mirror.detectors.score import ScoreReport, _Group, _to_score  # the in-process run's own selection
-from mirror.detectors.scores import ScoresWriter
-from mirror.engine.report import Failure
+from mirror.detectors.scoring import ScoreReport, _Group, _to_score  # the in-process run's own selection
+from mirror.engine.outcome import Failure
 from mirror.errors import DestinationError, MirrorError, TransportError, UsageError
 from mirror.store import Layout
-from mirror.store.scores import SCORES_SCHEMA
+from mirror.store.verdicts import SCORES_SCHEMA, ScoresWriter
 
 __all__ = ["run_score_ray", "WorkerStopped"]
 
@@ -107,20 +106,20 @@ def _score(layout: Layout, name: str, remote: bool, todo: list[_Group], report: 
     import ray
     import ray.data
 
-    from mirror.cluster.actors import ledger_keeper, pacer_for
+    from mirror.cluster.actors import pacer_for, submission_keeper
     from mirror.cluster.worker import GROUPS_SCHEMA, ScoreWorker, WorkerSpec
 
     _check_resources(ray.cluster_resources(), workers, gpus_per_worker)
     keeper = pacer = None
     if remote:
-        keeper = ledger_keeper(str(layout.dest), name)
+        keeper = submission_keeper(str(layout.dest), name)
         token = getattr(options, "token", None)
         pacer = pacer_for(getattr(options, "url", name), token.reveal() if token is not None else "", rate_limit,
                           retries.backoff)
     try:
         spec = WorkerSpec(dest=str(layout.dest), detector=detector, options=options, rate_limit=rate_limit,
                           concurrency=concurrency, batch_size=batch_size, timeouts=timeouts, retries=retries,
-                          pacer=pacer, ledger=keeper, sys_path=tuple(p or os.getcwd() for p in sys.path))
+                          pacer=pacer, submissions=keeper, sys_path=tuple(p or os.getcwd() for p in sys.path))
         table = pa.table({"sha256": [g.sha256 for g in todo], "path": [g.path for g in todo],
                           "ids": [list(g.ids) for g in todo], "benchmark": [g.benchmark for g in todo]},
                          schema=GROUPS_SCHEMA)

@@ -2,10 +2,10 @@
 
 Ray Data constructs ``ScoreWorker`` once per actor, so the detector (and a detector class's
 model) loads once per worker, and calls it with batches of distinct files. Each batch runs
-through the same ``_Run`` as an in-process ``score`` (hash check, ledger decisions, rejection
-and error rows), so both runs decide and record alike; its rows go back to the driver, which
-alone writes them. A remote detector's requests are paced by the token's shared ``Pacer`` and
-journaled through the ``LedgerKeeper`` before they are sent.
+through the same ``_Run`` as an in-process ``score`` (hash check, submission-log decisions,
+rejection and error rows), so both runs decide and record alike; its rows go back to the driver,
+which alone writes them. A remote detector's requests are paced by the token's shared ``Pacer``
+and journaled through the ``SubmissionKeeper`` before they are sent.
 
 A fatal error (a revoked token) does not raise through Ray, which would keep only its text: the
 batch answers with the rows it finished and a ``stop`` row carrying the message and exit code.
@@ -21,15 +21,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from mirror.cluster.actors import LedgerClient, SharedLimiter
+from mirror.cluster.actors import SharedLimiter, SubmissionClient
 from mirror.config import Retries, Timeouts
 from mirror.detectors.base import Detector
 from mirror.detectors.options import DetectorOptions, Pacing
 from mirror.detectors.registry import load_detector
-from mirror.detectors.score import ScoreReport, _Group, _Run  # the in-process run's own per-file path
-from mirror.errors import EXIT_INTERNAL, MirrorError, first_mirror_error
+from mirror.detectors.scoring import ScoreReport, _Group, _Run  # the in-process run's own per-file path
+from mirror.errors import EXIT_INTERNAL, MirrorError
 from mirror.store import Layout
-from mirror.store.scores import SCORES_SCHEMA
+from mirror.store.verdicts import SCORES_SCHEMA
 
 __all__ = ["ScoreWorker", "WorkerSpec", "GROUPS_SCHEMA", "OUTPUT_SCHEMA"]
 
@@ -57,7 +57,7 @@ class WorkerSpec:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: Retries = field(default_factory=Retries)
     pacer: Any = field(default=None, repr=False)         # the token's Pacer (remote detectors)
-    ledger: Any = field(default=None, repr=False)        # the run's LedgerKeeper (remote detectors)
+    submissions: Any = field(default=None, repr=False)   # the run's SubmissionKeeper (remote detectors)
     sys_path: tuple[str, ...] = ()                       # the driver's import path, for local clusters
 
 
@@ -69,7 +69,7 @@ class ScoreWorker:
         self._layout = Layout(Path(spec.dest))
         self._loop = asyncio.new_event_loop()
         self._stop: tuple[str, int] | None = None
-        self._ledger = LedgerClient(spec.ledger) if spec.ledger is not None else None
+        self._submissions = SubmissionClient(spec.submissions) if spec.submissions is not None else None
         self._concurrency = spec.concurrency
         try:
             self._detector = self._open(spec)
@@ -101,20 +101,18 @@ class ScoreWorker:
         detector = self._detector
         groups = [_Group(row["sha256"], row["path"], tuple(row["ids"]), row["benchmark"])
                   for row in batch.to_pylist()]
-        if self._ledger is not None:
-            self._ledger.load([g.sha256 for g in groups])
+        if self._submissions is not None:
+            self._submissions.load([g.sha256 for g in groups])
         rows: list[dict[str, Any]] = []
         report = ScoreReport(detector=detector.name, dest=self._spec.dest)
-        run = _Run(self._layout, detector, self._ledger, None, report, self._concurrency, write_rows=rows.extend)
+        run = _Run(self._layout, detector, self._submissions, None, report, self._concurrency,
+                   write_rows=rows.extend)
         http = getattr(detector, "http", None)
         requests_before = getattr(http, "requests", 0)
         stop: tuple[str, int] | None = None
         try:
             self._loop.run_until_complete(run.run(groups))
-        except BaseExceptionGroup as group:     # a fatal error (401/403): the run stops
-            error = first_mirror_error(group)
-            stop = (str(error), error.exit_code) if isinstance(error, MirrorError) else _internal(error)
-        except MirrorError as exc:
+        except MirrorError as exc:              # a fatal error (a refused token): the run stops
             stop = (str(exc), exc.exit_code)
         except Exception as exc:
             stop = _internal(exc)

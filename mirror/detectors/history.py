@@ -10,9 +10,7 @@ score rows and a scores reader must never see them.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import pyarrow.parquet as pq
 from mirror.config import Retries, Timeouts
 from mirror.detectors.deepfake_detection import DeepfakeDetectionDetector, list_detects, parse_item
 from mirror.detectors.options import DeepfakeDetectionOptions, Pacing
-from mirror.store import Layout, destination_error
+from mirror.store import Layout, atomic_file, destination_error
 
 __all__ = ["HISTORY_SCHEMA", "import_history", "history_path"]
 
@@ -66,12 +64,8 @@ async def import_history(dest: Path | str, *, options: DeepfakeDetectionOptions 
     target = history_path(layout.dest)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=layout.tmp, prefix="scores-history-", suffix=".parquet")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(target, temp_dir=layout.tmp, prefix="scores-history-", suffix=".parquet") as fh:
             pq.write_table(pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA), fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
     except OSError as exc:
         raise destination_error(exc, target) from exc
     return len(rows)

@@ -1,17 +1,15 @@
 """The HTTP plumbing both remote detectors share: auth header, pacing, deadlines, careful retries.
 
-Reads (progress, values, results) are retried like the Margen client's: every failure that
-outlives a back-off is retryable. A submission is different: once its bytes may have reached the
-service, retrying could submit the same file twice. So a submit is retried only when the service
+Every request runs in the client's one retry loop (``mirror.api.retry``), so reads (progress,
+values, results) are retried like the Margen client's. A submission is different: once its bytes
+may have reached the service, retrying could submit the same file twice. So a submit is retried only when the service
 certainly did not take it (the connection never opened, a 429, a 503); any other failure raises
 ``SubmissionUnknown`` and the caller decides (journal it, reconcile it, never blindly resend).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +17,10 @@ from typing import Any
 
 import aiohttp
 
+from mirror.api.retry import Retry, Throttled, attempt_loop, describe, retry_after
 from mirror.config import Retries, Timeouts
-from mirror.detectors.base import SubmissionUnknown, Token
+from mirror.detectors.base import DetectorFailed, SubmissionUnknown, Token
+from mirror.detectors.options import Pacing
 from mirror.errors import EXIT_AUTH, MirrorError, TransportError
 from mirror.ratelimit import RateLimiter
 
@@ -68,7 +68,13 @@ class DetectorHttp:
         self._headers = {"User-Agent": _USER_AGENT, **headers}
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
-        self._rng = random.Random()
+
+    @classmethod
+    def paced(cls, base_url: str, token: Token, headers: dict[str, str], pacing: Pacing) -> DetectorHttp:
+        """The session a remote adapter opens for one run: ``pacing``'s rate, deadlines and retries,
+        and a connection for every file in flight plus two for polls."""
+        return cls(base_url, token, headers, rate_limit=pacing.rate_limit, timeouts=pacing.timeouts,
+                   retries=pacing.retries, connections=pacing.concurrency + 2)
 
     async def __aenter__(self) -> DetectorHttp:
         self._session = aiohttp.ClientSession(
@@ -87,53 +93,37 @@ class DetectorHttp:
         """One request with the retry policy above; non-2xx answers raise DetectorHttpError."""
         if self._session is None:
             raise RuntimeError("use 'async with' on the detector")
+        session = self._session
         url = self.base_url + path
-        failures = 0
-        throttled_since: float | None = None
-        while True:
-            await self.limiter.acquire()
+
+        async def attempt() -> Response:
             self.requests += 1
-            try:
-                async with self._session.request(method, url, params=params, json=json_body,
-                                                 data=form() if form else None, headers=extra_headers,
-                                                 allow_redirects=False) as resp:
-                    body = await resp.read()
-                    answer = Response(resp.status, body, resp.headers.get("Content-Type", ""))
-            except aiohttp.ClientConnectorError as exc:      # never connected: nothing was sent
-                failures = await self._retry_or_raise(failures, path, exc)
-                continue
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                if submit:
-                    raise SubmissionUnknown(self._say(f"{method} {path}: {_describe(exc)}; the service may or "
-                                                      "may not have taken the file")) from None
-                failures = await self._retry_or_raise(failures, path, exc)
-                continue
-            if 200 <= answer.status < 300:
-                self.limiter.on_success()
-                return answer
-            if answer.status == 429:
-                now = time.monotonic()
-                throttled_since = throttled_since or now
-                if now - throttled_since > self.retries.rate_limit_patience:
-                    raise TransportError(f"{path}: still rate limited after {self.retries.rate_limit_patience:.0f} s")
-                await asyncio.sleep(self.limiter.on_throttled())
-                continue
+            async with session.request(method, url, params=params, json=json_body, data=form() if form else None,
+                                       headers=extra_headers, allow_redirects=False) as resp:
+                answer = Response(resp.status, await resp.read(), resp.headers.get("Content-Type", ""))
+                if 200 <= answer.status < 300:
+                    return answer
+                if answer.status == 429:
+                    raise Throttled(TransportError(f"{path}: still rate limited after "
+                                                   f"{self.retries.rate_limit_patience:.0f} s"),
+                                    retry_after(resp.headers.get("Retry-After")))
             if answer.status >= 500 and (not submit or answer.status in _NOT_TAKEN):
-                failures = await self._retry_or_raise(failures, path, f"HTTP {answer.status}")
-                continue
+                raise Retry(f"HTTP {answer.status}")
             if answer.status >= 500:
                 raise SubmissionUnknown(self._say(f"{method} {path}: HTTP {answer.status}; the service may or may "
                                                   "not have taken the file"))
             raise DetectorHttpError(self._say(f"{method} {path}: HTTP {answer.status} {_error_text(answer)}"),
                                     status=answer.status)
 
-    async def _retry_or_raise(self, failures: int, path: str, cause: object) -> int:
-        failures += 1
-        if failures >= self.retries.attempts:
-            raise TransportError(self._say(f"{path}: {_describe(cause)} after {failures} attempts; run again"))
-        cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
-        await asyncio.sleep(cap * (0.5 + self._rng.random() / 2))
-        return failures
+        def maybe_taken(exc: BaseException) -> BaseException | None:
+            """A submit that failed after it may have reached the service is not sent again."""
+            if not submit or isinstance(exc, aiohttp.ClientConnectorError):     # never connected: nothing sent
+                return None
+            return SubmissionUnknown(self._say(f"{method} {path}: {describe(exc)}; the service may or may not "
+                                               "have taken the file"))
+
+        return await attempt_loop(attempt, self.retries, what=path, limiter=self.limiter,
+                                  on_network_error=maybe_taken, redact=self._say)
 
     def _say(self, text: str) -> str:
         return self.token.redact(text)
@@ -154,7 +144,22 @@ def _error_text(answer: Response) -> str:
     return answer.body[:120].decode("utf-8", "replace").replace("\n", " ")
 
 
-def _describe(exc: object) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer before the deadline"
-    return str(exc) or type(exc).__name__
+class PolledDetector:
+    """What every remote adapter shares: its paced session, how often it polls a job and for how long.
+
+    ``overdue`` is the one deadline rule: a job past it is left to the next run, which polls it
+    again instead of submitting the file twice (the submission log still names it).
+    """
+
+    def __init__(self, http: DetectorHttp, *, poll_interval: float = 1.0, deadline: float = 600.0) -> None:
+        self.http = http
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+
+    def give_up_at(self) -> float:
+        return time.monotonic() + self.deadline
+
+    def overdue(self, give_up: float, who: str) -> None:
+        """Raise ``DetectorFailed`` once ``give_up`` has passed."""
+        if time.monotonic() > give_up:
+            raise DetectorFailed(f"{who} had no verdict after {self.deadline:.0f} s; run again to keep polling")

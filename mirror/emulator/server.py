@@ -21,7 +21,7 @@ from mirror.emulator.admin import AdminClient, add_admin_routes
 from mirror.emulator.release import ReleaseBuilder, release_handler
 from mirror.emulator.routes import STATE_KEY, add_api_routes
 from mirror.emulator.runner import LISTEN_BACKLOG, LoopThread, serve_until_signal
-from mirror.emulator.state import EmulatorConfig, EmulatorState
+from mirror.emulator.state import DEMO_ACCOUNT, DEMO_KEYS, DEMO_RATE_LIMIT, EmulatorConfig, EmulatorState
 from mirror.emulator.storage import RELEASE_KEY, STORAGE_PREFIX, storage
 
 SHUTDOWN_GRACE = 0.5  # seconds in-flight requests get at stop (slow faults would hold it for minutes)
@@ -75,8 +75,10 @@ async def _stop(runner: web.AppRunner, state: EmulatorState) -> None:
     state.close()
 
 
-async def serve(config: EmulatorConfig, ready: Callable[[str], None] | None = None) -> None:
-    """Run the emulator until cancelled; ``ready(url)`` is called once it is listening."""
+async def serve(config: EmulatorConfig, ready: Callable[[str], None] | None = None, *,
+                announce_keys: bool = False) -> None:
+    """Run the emulator until cancelled; ``ready(url)`` is called once it is listening, and then, with
+    ``announce_keys``, the demo keys are printed under it (``key_lines``)."""
     temp = config.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="margen-emulator-")) if temp else Path(config.data_dir)
     try:
@@ -84,6 +86,8 @@ async def serve(config: EmulatorConfig, ready: Callable[[str], None] | None = No
         try:
             if ready is not None:
                 ready(url)
+            if announce_keys:
+                print("\n".join(key_lines(state, url)), flush=True)
             await asyncio.Event().wait()
         finally:
             await _stop(runner, state)
@@ -150,9 +154,37 @@ def start_emulator_thread(config: EmulatorConfig) -> RunningEmulator:
     return RunningEmulator(config).start()
 
 
-def _parse(argv: list[str] | None) -> EmulatorConfig:
-    p = argparse.ArgumentParser(prog="margen-mirror emulator",
-                                description="Run the local Margen Attack-Data API emulator on 127.0.0.1.")
+def key_lines(state: EmulatorState, url: str) -> list[str]:
+    """How to use a started emulator: its public demo keys with their live balance and rate limit."""
+    lines = []
+    for key, tier, _ in DEMO_KEYS:
+        record = state.ledger.lookup_key(key)
+        if record is None or record.revoked:
+            continue
+        money = (f"balance {state.ledger.balance(DEMO_ACCOUNT):,} credits" if tier == "live"
+                 else "free, sees the fixed test sample only")
+        lines.append(f"key {key}: {tier} tier, {money}, {record.rate_limit:,} requests/min, "
+                     f"benchmarks {', '.join(record.benchmarks)}")
+    lines.append(f"try: export MARGEN_BASE_URL={url} MARGEN_API_KEY={DEMO_KEYS[0][0]}; margen-mirror usage")
+    if state.config.admin:
+        lines.append(f"admin API: {url}/_admin (POST /_admin/keys creates keys of other tiers, balances, limits)")
+    return lines
+
+
+def _keys_help() -> str:
+    keys = "\n".join(f"  {key}  {tier} tier, "
+                     + (f"{balance:,} credits at first start" if balance is not None else "free (the test sample)")
+                     + f", {DEMO_RATE_LIMIT:,} requests/min" for key, tier, balance in DEMO_KEYS)
+    return ("public demo keys, created at every start (they open nothing real; the balance persists in "
+            f"--data-dir):\n{keys}\nonce listening it prints READY http://127.0.0.1:PORT, then the keys with "
+            "their current balance")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``margen-mirror emulator`` command line on ``p``: its flags, description and key list."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _keys_help()
+    p.description = "Run the local Margen Attack-Data API emulator on 127.0.0.1."
     p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--items", type=int, default=EmulatorConfig.items, help="corpus size of synthetic-face-v1")
     p.add_argument("--seed", type=int, default=0)
@@ -164,7 +196,17 @@ def _parse(argv: list[str] | None) -> EmulatorConfig:
     p.add_argument("--image-memory-mb", type=int, default=EmulatorConfig.image_cache_bytes // 2**20,
                    help="images kept in memory, in MiB; past it they are read back from the disk cache "
                         "through a thread pool (default %(default)s)")
-    a = p.parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``margen-mirror emulator`` command line (flags spelled out whole, like every verb's)."""
+    p = argparse.ArgumentParser(prog="margen-mirror emulator", allow_abbrev=False)
+    add_arguments(p)
+    return p
+
+
+def config_from_args(a: argparse.Namespace, p: argparse.ArgumentParser) -> EmulatorConfig:
+    """The configuration the parsed flags ask for; a value out of range is ``p.error``."""
     if a.items < 0 or not 0.0 <= a.fail_rate <= 1.0 or a.url_ttl < 1 or not 0 <= a.port < 65536 \
             or a.image_memory_mb < 0:
         p.error("--items >= 0, --fail-rate in [0, 1], --url-ttl >= 1, --port in [0, 65535], --image-memory-mb >= 0")
@@ -173,8 +215,17 @@ def _parse(argv: list[str] | None) -> EmulatorConfig:
                           image_cache_bytes=a.image_memory_mb * 2**20)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0."""
-    config = _parse(argv)
-    return serve_until_signal(lambda ready: serve(config, ready=ready), name="emulator",
+def serve_config(config: EmulatorConfig) -> int:
+    """Serve ``config`` until SIGINT/SIGTERM, printing ``READY <url>`` and the keys; exit 0."""
+    return serve_until_signal(lambda ready: serve(config, ready=ready, announce_keys=True), name="emulator",
                               where=f"127.0.0.1:{config.port}")
+
+
+def _parse(argv: list[str] | None) -> EmulatorConfig:
+    p = build_parser()
+    return config_from_args(p.parse_args(argv), p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``emulator`` command line on its own (``python -m mirror.emulator``): serve until SIGINT/SIGTERM."""
+    return serve_config(_parse(argv))

@@ -3,22 +3,18 @@
 Signed URLs are fetched by a session that has no API key at all (not a header removed per
 request: the key is simply not there), does not follow redirects, and has a total deadline (see
 ``mirror.api.deadlines``). A URL made only of the characters RFC 3986 allows is sent exactly as the
-server wrote it, not parsed and re-quoted again (~5 us a fetch). It may
-share the API client's connection pool (``MargenClient.pool``): a connection holds no credentials,
-and where storage is on the API's origin, as on the emulator, each worker's fetch then reuses the
-connection its reservation released. Opening a loopback connection costs ~0.3 ms of client CPU, so
-a 500-item sync at 20 ms per request used ~40 ms less CPU and finished ~8% sooner.
+server wrote it, not parsed and re-quoted. It may share the API client's connection pool
+(``MargenClient.pool``): a connection holds no credentials, and where storage is on the API's
+origin each worker's fetch reuses the connection its reservation released.
 A body with a Content-Length up to ``SPILL_BYTES`` is read in one call and hashed where it is
 placed (see ``place``); a bigger or unsized body is hashed as it streams and spilled to a temp
 file (aiofiles), so no body holds more than ``SPILL_BYTES`` of memory. Size is checked against
-Content-Length and the cap before anything is placed.
+Content-Length and the cap before anything is placed. Figures: docs/design.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import random
 import re
 import time
 from pathlib import Path
@@ -27,11 +23,12 @@ import aiofiles
 import aiohttp
 from yarl import URL
 
-from mirror.api.deadlines import Deadlines
+from mirror.api.deadlines import TimedSession
 from mirror.api.models import Download
+from mirror.api.retry import attempt_loop
 from mirror.config import Limits, Retries, Timeouts
 from mirror.engine.place import Body, Placer, StoredFile
-from mirror.errors import IntegrityError, TransportError
+from mirror.errors import IntegrityError
 from mirror.store import Layout
 
 __all__ = ["Fetcher", "UrlExpired"]
@@ -55,26 +52,20 @@ class Fetcher:
         self.retries = retries
         self._pool = pool           # borrowed (its owner closes it) or None: a pool of our own
         self._session: aiohttp.ClientSession | None = None
-        self._deadlines = Deadlines()
-        self._rng = random.Random()
+        self._http = TimedSession()
         self._placer = Placer(layout)
 
     async def __aenter__(self) -> Fetcher:
-        await self._deadlines.__aenter__()
-        self._session = aiohttp.ClientSession(
-            connector=self._pool or aiohttp.TCPConnector(limit=self.limits.connections),
+        self._session = await self._http.open(
+            self.timeouts.connect, connector=self._pool or aiohttp.TCPConnector(limit=self.limits.connections),
             connector_owner=self._pool is None,
-            timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect),   # total: _deadlines
             # The bytes are stored as sent: ask for no Content-Encoding, rather than get a gzipped JPEG.
-            auto_decompress=False, skip_auto_headers=("Accept-Encoding",),
-        )
+            auto_decompress=False, skip_auto_headers=("Accept-Encoding",))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        await self._deadlines.__aexit__()
+        self._session = None
+        await self._http.close()
 
     @property
     def slow_disk(self) -> bool:
@@ -83,22 +74,14 @@ class Fetcher:
 
     async def fetch(self, download: Download, relpath: str) -> StoredFile:
         """Fetch, verify and place one image; retries drops and truncations while the URL lives."""
-        failures = 0
-        while True:
-            if time.monotonic() > download.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * download.ttl):
-                raise UrlExpired(download.item["id"])
-            try:
-                with self._deadlines.limit(self.timeouts.storage):
-                    body = await self._download(download.url)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                failures += 1
-                if failures >= self.retries.attempts:
-                    reason = "no answer before the deadline" if isinstance(exc, TimeoutError) else type(exc).__name__
-                    raise TransportError(f"storage fetch failed {failures} times ({reason})") from None
-                cap = min(self.retries.max_backoff, self.retries.backoff * 2 ** failures)
-                await asyncio.sleep(cap * (0.5 + self._rng.random() / 2))
-                continue
-            return await self._placer.place(relpath, body)     # the connection is back in the pool by now
+        body = await attempt_loop(lambda: self._attempt(download), self.retries, what="storage fetch",
+                                  deadlines=self._http.deadlines, seconds=self.timeouts.storage)
+        return await self._placer.place(relpath, body)     # the connection is back in the pool by now
+
+    async def _attempt(self, download: Download) -> Body:
+        if time.monotonic() > download.expires_at - min(_EXPIRY_MARGIN_S, 0.2 * download.ttl):
+            raise UrlExpired(download.item["id"])
+        return await self._download(download.url)
 
     async def _download(self, url: str) -> Body:
         assert self._session is not None

@@ -13,22 +13,22 @@ row names a missing file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
+import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from mirror.api.client import MargenClient
 from mirror.api.models import Download, Item, Page
 from mirror.engine.fetch import Fetcher, UrlExpired
-from mirror.engine.journal import Journal
+from mirror.engine.outcome import Failure, SyncReport
 from mirror.engine.pages import walk
-from mirror.engine.report import Failure, SyncReport
 from mirror.engine.reserve import Reserver
 from mirror.engine.seen import SeenIds
+from mirror.engine.tasks import to_the_end
+from mirror.engine.workers import Put, run_pool
 from mirror.errors import (
     BudgetExhausted,
     ForbiddenScope,
@@ -38,14 +38,16 @@ from mirror.errors import (
     RateLimited,
     ServerError,
     TransportError,
-    first_mirror_error,
 )
 from mirror.jobs import Selection
 from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
+from mirror.store.reservations import ReservationLog
 
 __all__ = ["Pipeline", "ProgressHook"]
 
 ProgressHook = Callable[[int, int], None]   # (items done, bytes) increments
+log = logging.getLogger(__name__)
+_DEBUG = logging.DEBUG
 _FLUSH_EVERY_S = 2.0
 _MAX_RENEWALS = 3
 _RETRYABLE = (TransportError, IntegrityError, ServerError, RateLimited)
@@ -66,7 +68,7 @@ class _Work:
 class Pipeline:
     """One run's moving parts; ``run`` mirrors what ``selection`` and the journal ask for."""
 
-    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: Journal,
+    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: ReservationLog,
                  index: ManifestIndex, reserver: Reserver, report: SyncReport, concurrency: int,
                  progress: ProgressHook | None = None, pending_only: Collection[str] | None = None) -> None:
         self.layout = layout
@@ -93,43 +95,24 @@ class Pipeline:
 
         ``first_page``: the walk's page at ``start_cursor``, when the caller has already asked for it.
         """
-        # asyncio's own task groups and queue, not anyio's: aiohttp ties the engine to asyncio anyway,
-        # and importing anyio's asyncio backend cost every sync 30-50 ms of CPU before its first download.
-        queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=1000)
-        stages_done = asyncio.Event()
         try:
-            async with asyncio.TaskGroup() as outer:
-                outer.create_task(self._flush_periodically(stages_done))
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._feed(selection, start_cursor, first_page, queue))
-                    for _ in range(self.concurrency):
-                        tg.create_task(self._work(queue))
-                stages_done.set()
-        except BaseExceptionGroup as group:       # one worker's fatal error stopped them all
-            raise first_mirror_error(group) from None
+            await run_pool(lambda put: self._produce(selection, start_cursor, first_page, put), self._work,
+                           concurrency=self.concurrency, queue_size=1000, flush=self._flush_now,
+                           last_flush=self._flush_sync, flush_every=_FLUSH_EVERY_S)
         finally:
-            self._flush_sync()
             self._seen = SeenIds()      # freed before compaction
 
     # -- stage 1: pages ----------------------------------------------------------------------
-    async def _feed(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
-                    queue: asyncio.Queue[_Work | None]) -> None:
-        """Queue the work, then one ``None`` per worker: there is no more. (A failure instead
-        cancels the workers: the task group does.) ``Queue.put`` and ``get`` only yield to the
-        event loop when they must wait, so an item costs no extra loop turn on its way."""
-        await self._produce(selection, start_cursor, first_page, queue)
-        for _ in range(self.concurrency):
-            await queue.put(None)
-
     async def _produce(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
-                       queue: asyncio.Queue[_Work | None]) -> None:
+                       put: Put[_Work]) -> None:
+        """Hand the pool the journal's pending items, then each new item of the walk."""
         pending = list(self.journal.pending)
         self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
                            if done])                                  # their rows were written after all
         self._seen.add_all(self.journal.pending)
         for entry in list(self.journal.pending.values()):
             if self.pending_only is None or entry.item_id in self.pending_only:
-                await queue.put(_Work(entry.item_id, entry.benchmark, None))
+                await put(_Work(entry.item_id, entry.benchmark, None))
         if selection is None:
             return
         try:
@@ -141,6 +124,8 @@ class Pipeline:
                 ids = [item["id"] for item in page.items]
                 firsts = self._seen.first_sightings(ids)   # False: a duplicate across pages, or pending
                 mirrored = self.index.contains_many(ids)   # one search a page
+                if log.isEnabledFor(_DEBUG):
+                    log.debug("page of %d item(s), %d already here", len(ids), sum(mirrored))
                 for item, first, already in zip(page.items, firsts, mirrored, strict=True):
                     item_id = item["id"]
                     if not first:
@@ -150,29 +135,37 @@ class Pipeline:
                         continue
                     if self.reserver.budget.exhausted:
                         return
-                    await queue.put(_Work(item_id, item.get("benchmark") or selection.benchmark, item))
+                    await put(_Work(item_id, item.get("benchmark") or selection.benchmark, item))
             self.walk_complete = True
         except (TransportError, ServerError, RateLimited) as exc:
             self._fail("(listing)", f"walk stopped: {exc}")
 
     # -- stages 2 to 4, one item at a time per worker -----------------------------------------
-    async def _work(self, queue: asyncio.Queue[_Work | None]) -> None:
-        while (work := await queue.get()) is not None:
-            download = await self._reserve_one(work)
-            if download is not None:
-                await self._fetch_one(work, download)
+    async def _work(self, work: _Work) -> None:
+        download = await self._reserve_one(work)
+        if download is not None:
+            await self._fetch_one(work, download)
 
     # -- stage 2: reservations ---------------------------------------------------------------
     async def _reserve_one(self, work: _Work, *, renewal: bool = False) -> Download | None:
         try:
-            return await self.reserver.reserve(work.item_id, work.benchmark, renewal=renewal)
+            download = await self.reserver.reserve(work.item_id, work.benchmark, renewal=renewal)
         except BudgetExhausted:
             return None
         except _ITEM_REFUSED as exc:
             self._fail(work.item_id, str(exc), retryable=False)
+            return None
         except _RETRYABLE as exc:
             self._fail(work.item_id, str(exc))
-        return None
+            return None
+        report, reserver = self.report, self.reserver       # live counts, for a progress display
+        report.charged = reserver.budget.spent
+        report.free = reserver.free
+        report.balance = reserver.balance
+        if log.isEnabledFor(_DEBUG):
+            log.debug("reserved %r: %s%s", work.item_id, "charged" if download.charged else "free",
+                      " (renewal of an expired URL)" if renewal else "")
+        return download
 
     # -- stages 3 and 4: fetch and place, then the row -------------------------------------------
     async def _fetch_one(self, work: _Work, download: Download) -> None:
@@ -183,7 +176,9 @@ class Pipeline:
             try:
                 stored = await self.fetcher.fetch(download, relpath)
                 break
-            except UrlExpired:
+            except UrlExpired:       # its message is the signed URL: never logged nor reported
+                if log.isEnabledFor(_DEBUG):
+                    log.debug("signed URL of %r expired before it was fetched; reserving it again", work.item_id)
                 renewed = await self._reserve_one(work, renewal=True)     # free: the account owns it
                 if renewed is None:
                     return
@@ -207,22 +202,17 @@ class Pipeline:
         self._row_ids.append(work.item_id)
         self.report.mirrored += 1
         self.report.bytes += stored.bytes
+        if log.isEnabledFor(_DEBUG):
+            log.debug("placed %r at %s: %d bytes, sha256 %s", work.item_id, relpath, stored.bytes, stored.sha256)
         if self.progress:
             self.progress(1, stored.bytes)
         if self._writer.should_flush:
             await self._flush()
 
     # -- the manifest --------------------------------------------------------------------------
-    async def _flush_periodically(self, stages_done: asyncio.Event) -> None:
-        while not stages_done.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FLUSH_EVERY_S):
-                    await stages_done.wait()
-            await self._flush()
-
     async def _flush(self) -> None:
         # Shielded: a part on disk whose items are not marked done would be fetched again next run.
-        await _to_the_end(self._flush_now())
+        await to_the_end(self._flush_now())
 
     async def _flush_now(self) -> None:
         async with self._flush_lock:
@@ -249,26 +239,11 @@ class Pipeline:
         self.journal.done(ids)
 
     def _fail(self, item_id: str, reason: str, *, retryable: bool = True) -> None:
+        reason = self.client.redact(reason)
         self.report.failed += 1
         if len(self.report.failures) < 1000:
-            self.report.failures.append(Failure(item_id, self.client.redact(reason), retryable))
+            self.report.failures.append(Failure(item_id, reason, retryable))
+        if log.isEnabledFor(_DEBUG):
+            # %r: a reason may quote what a server sent, and a log line stays one line
+            log.debug("failed %r (%s): %r", item_id, "retryable" if retryable else "not retryable", reason)
 
-
-async def _to_the_end(step: Coroutine[Any, Any, None]) -> None:
-    """Run ``step`` to its end even if the caller is cancelled meanwhile; then the cancellation goes on.
-
-    ``asyncio.shield`` alone lets the caller go at once, with ``step`` still running: the run's last
-    flush could then start beside it. This waits it out, as a shielded cancel scope does.
-    """
-    task = asyncio.ensure_future(step)
-    cancelled = False
-    while True:
-        try:
-            await asyncio.shield(task)          # the step's own error, if any, comes out here
-            break
-        except asyncio.CancelledError:
-            if task.cancelled():                # the step itself was cancelled: the loop is closing
-                raise
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError

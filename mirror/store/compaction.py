@@ -17,7 +17,7 @@ Why a spill: after a fresh sync every part holds rows from the whole key range, 
 slice needs rows of every part.  Re-reading the parts per slice costs slices x manifest in
 decoding, and a k-way merge of the parts holds a decoded page of every part at once; the spill
 is written and read once at memory speed, for temporary disk space of about the manifest's
-uncompressed size.  The new file is written through ``atomic_file`` and the files it replaces
+uncompressed size.  The new file is written through ``dest_file`` (``store.atomic``) and the files it replaces
 are deleted only after its rename, exactly as before, so ``recover`` semantics are unchanged.
 """
 
@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
+from mirror.store.atomic import replace_durably
 from mirror.store.layout import Layout, destination_error
 from mirror.store.manifest import (
     COMPACTED_PREFIX,
@@ -48,9 +49,8 @@ from mirror.store.manifest import (
     REPLACES_KEY,
     SORT_KEYS,
     TMP_PREFIX,
-    atomic_file,
     delete_replaced,
-    fsync_dir,
+    dest_file,
     manifest_files,
     recover,
 )
@@ -87,7 +87,7 @@ def compact(layout: Layout, *, hash_id: HashId = hash) -> int:
         pieces = _spill(files, slice_of, spill)
         del slice_of
         POOL.release_unused()
-        with atomic_file(layout, target) as fh:
+        with dest_file(layout, target) as fh:
             _write(fh, spill, pieces, order, slice_rows, replaces)
     delete_replaced(layout, target)
     return len(order)
@@ -102,8 +102,7 @@ def _promote(layout: Layout, part: Path, target: Path) -> int | None:
         if rows > _SLICE_ROWS_MAX or not _in_order(pf):
             return None
     try:
-        os.replace(part, target)
-        fsync_dir(layout.manifest)
+        replace_durably(part, target)
     except OSError as exc:
         raise destination_error(exc, layout.manifest) from exc
     return rows

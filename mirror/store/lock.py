@@ -1,8 +1,8 @@
-"""One run per DEST, enforced with ``flock`` on ``DEST/.state/lock``.
+"""Exclusive ``flock`` locks: one run per DEST (``DEST/.state/lock``), one scoring run per detector.
 
 ``flock`` is released by the kernel when the holding process exits for any reason, SIGKILL and
 power loss included, so there is no stale-lock cleanup and no "remove the lock file if you are
-sure" advice.  The file's content (pid, host, start time) is only there to tell the user who
+sure" advice.  The DEST lock's content (pid, host, start time) is only there to tell the user who
 holds the lock; the lock itself is the kernel's.  The file is never deleted: unlinking a flock'd
 file lets a second process lock a fresh inode while the first still holds the old one.
 
@@ -16,13 +16,64 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 
 from mirror.errors import DestinationError, LockHeldError
 from mirror.store.layout import Layout, destination_error
 
-__all__ = ["DestLock"]
+__all__ = ["DestLock", "FileLock"]
+
+
+class FileLock:
+    """An exclusive, non-blocking ``flock`` on ``path`` (created if need be, never deleted).
+
+    The one lock implementation: ``DestLock`` holds one on ``DEST/.state/lock`` for a run, and a
+    record log can hold one of its own (a detector's submission log, see ``store.records``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, busy: Callable[[int], LockHeldError]) -> int:
+        """Take the lock without waiting and return its descriptor; when another process holds it,
+        raise ``busy(descriptor)`` (which may read the file to name the holder)."""
+        if self._fd is not None:
+            raise RuntimeError(f"the lock on {self.path} is already held by this object")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise destination_error(exc, self.path) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            error = busy(fd)
+            os.close(fd)
+            raise error from None
+        except OSError as exc:  # e.g. a file system without flock support
+            os.close(fd)
+            raise DestinationError(f"cannot lock {self.path} ({exc.strerror}): use a local destination folder") from exc
+        self._fd = fd
+        return fd
+
+    def release(self, *, blank: bool = False) -> None:
+        """Drop the lock (``blank``: empty the file first); closing the only descriptor releases it."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if blank:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
 
 
 class DestLock:
@@ -30,7 +81,7 @@ class DestLock:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._fd: int | None = None
+        self._lock = FileLock(layout.lock_path)
 
     def __enter__(self) -> DestLock:
         self.acquire()
@@ -43,45 +94,23 @@ class DestLock:
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._lock.held
 
     def acquire(self) -> None:
         """Take the lock without waiting; LockHeldError names the holder if another run has it."""
-        if self._fd is not None:
+        if self._lock.held:
             raise RuntimeError("DestLock is already held by this object")
-        path = self.layout.lock_path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise destination_error(exc, path) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _describe_holder(fd)
-            os.close(fd)
-            raise LockHeldError(
-                f"{self.layout.dest} is in use by another margen-mirror run ({holder}): "
-                "wait for it or stop it; the lock frees itself when that process exits"
-            ) from None
-        except OSError as exc:  # e.g. a file system without flock support
-            os.close(fd)
-            raise DestinationError(f"cannot lock {path} ({exc.strerror}): use a local destination folder") from exc
+        fd = self._lock.acquire(lambda fd: LockHeldError(
+            f"{self.layout.dest} is in use by another margen-mirror run ({_describe_holder(fd)}): "
+            "wait for it or stop it; the lock frees itself when that process exits"))
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
         """Drop the lock; blank the file first so it never names a run that has ended cleanly."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)  # closing the only descriptor releases the flock
+        self._lock.release(blank=True)
 
 
 def _describe_holder(fd: int) -> str:

@@ -12,18 +12,15 @@ folder works at any moment, even while a run is writing:
   never reuse a listed name, so ``recover`` can only ever delete data that was compacted.
 
 Writers and ``compact`` must run under the DestLock; readers need no lock.  The skip index is in
-index.py.  Names here that are public but not in ``__all__`` (``manifest_files``, ``atomic_file``,
+index.py.  Names here that are public but not in ``__all__`` (``manifest_files``, ``dest_file``,
 ``SORT_KEYS``, ...) are shared with compaction.py, index.py and scan.py, not an API for users.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -33,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
+from mirror.store.atomic import atomic_file, fsync_dir
 from mirror.store.layout import Layout, destination_error
 from mirror.store.rows import MANIFEST_SCHEMA, FileRow, checked, table_from_files
 
@@ -104,10 +102,9 @@ class ManifestWriter:
     def seal(self) -> None:
         """Convert the buffered rows to Arrow, kept until ``write_sealed`` puts them in a part.
 
-        Mostly Python under the GIL, ~3 us a row: an async caller runs this on the event loop (a
-        5,000-row part holds it ~15 ms) and only ``write_sealed`` in a worker thread. A thread
-        holding the GIL makes the loop wait up to the 5 ms switch interval after each of its system
-        calls; converting parts in the thread made a 10,000-item sync ~30% slower.
+        Mostly Python under the GIL: an async caller runs this on the event loop and only
+        ``write_sealed`` in a worker thread, which was faster than converting in the thread
+        (docs/design.md).
         """
         if self._files:
             self._sealed.append(table_from_files(self._files))
@@ -212,47 +209,22 @@ def delete_replaced(layout: Layout, compacted: Path) -> None:
 
 
 def write_table_atomic(layout: Layout, table: pa.Table, target: Path, *, tmp_prefix: str = TMP_PREFIX) -> None:
-    """Write ``table`` as Parquet (zstd) via ``atomic_file``: ``target`` is complete or absent.
+    """Write ``table`` as Parquet (zstd) via ``dest_file``: ``target`` is complete or absent.
 
     Every Parquet file margen-mirror writes into DEST in one piece (manifest parts, detector
     scores) goes through here; ``tmp_prefix`` tells whose leftovers a recovery may delete.
     """
-    with atomic_file(layout, target, tmp_prefix=tmp_prefix) as fh:
+    with dest_file(layout, target, tmp_prefix=tmp_prefix) as fh:
         pq.write_table(table, fh, compression="zstd", row_group_size=_ROW_GROUP_ROWS)
 
 
 @contextlib.contextmanager
-def atomic_file(layout: Layout, target: Path, *, tmp_prefix: str = TMP_PREFIX) -> Iterator[BinaryIO]:
-    """A file in ``.state/tmp`` that becomes ``target`` (fsync + rename) only if the block succeeds.
-
-    For writers that stream a file piece by piece (compaction); an OSError becomes a one-line
-    DestinationError, and the temp file is removed on any failure.
-    """
-    tmp: Path | None = None
+def dest_file(layout: Layout, target: Path, *, tmp_prefix: str = TMP_PREFIX) -> Iterator[BinaryIO]:
+    """``atomic_file`` for a Parquet file of DEST, written in ``.state/tmp`` under ``tmp_prefix``
+    (so a recovery knows whose leftovers it may delete); an OSError becomes a one-line
+    DestinationError. For writers that stream a file piece by piece (compaction)."""
     try:
-        fd, name = tempfile.mkstemp(dir=layout.tmp, prefix=tmp_prefix, suffix=".parquet")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(target, temp_dir=layout.tmp, prefix=tmp_prefix, suffix=".parquet") as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        tmp = None
-        fsync_dir(target.parent)
     except OSError as exc:
         raise destination_error(exc, target) from exc
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or delete durable; some file systems cannot fsync a directory, which is fine."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)

@@ -8,7 +8,6 @@ are this process's descendants, which is how a test finds one to kill.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import textwrap
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))          # ray_kit, for the test modules
 
 from mirror_testkit import Account, do_sync
 
@@ -107,35 +107,3 @@ def userdet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.syspath_prepend(str(folder))
     yield name
     sys.modules.pop(name, None)
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (by /proc parent links)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def score_workers() -> list[int]:
-    """The pids of this session's live ScoreWorker actors."""
-    pids = []
-    for pid in descendants(os.getpid()):
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if title.startswith(b"ray::MapWorker(MapBatches(ScoreWorker))"):
-            pids.append(pid)
-    return pids

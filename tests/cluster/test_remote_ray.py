@@ -1,4 +1,4 @@
-"""A remote detector scored from several Ray workers: one rate budget for the token, one ledger, no
+"""A remote detector scored from several Ray workers: one rate budget for the token, one submission log, no
 file sent twice after a worker is killed, and the token in no Ray log."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import anyio
 import pytest
-from conftest import score_workers
+from ray_kit import score_workers
 
 from mirror.cluster import run_score_ray
 from mirror.detectors import DeepfakeDetectionOptions, open_scores
@@ -153,11 +153,11 @@ async def test_a_refused_token_stops_the_run_with_its_own_exit_code(ray_address,
 
 
 def test_a_second_run_of_the_same_detector_is_locked_out(ray_address, mirrored: Path, dfd) -> None:
-    from mirror.detectors.ledger import Ledger
     from mirror.errors import LockHeldError
     from mirror.store import Layout
+    from mirror.store.submissions import SubmissionLog
     emu = dfd()
-    held = Ledger(Layout(mirrored), DFD)                             # an in-process run holds the ledger
+    held = SubmissionLog(Layout(mirrored), DFD)                      # an in-process run holds the log
     try:
         with pytest.raises(LockHeldError, match="another scoring run"):
             run_score_ray(mirrored, DFD, options=_options(emu))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import score_workers
+from ray_kit import score_workers
 
 from mirror.cluster import run_score_ray
 from mirror.detectors import open_scores, run_score

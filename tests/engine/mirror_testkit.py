@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -60,3 +61,10 @@ def cli(*args: str, key: str | None, env_extra: dict[str, str] | None = None, cw
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "mirror", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def hear_ctrl_c() -> None:
+    """``preexec_fn`` of a CLI child that a test sends SIGINT to. A shell starts a background job
+    (``pytest … &``) with SIGINT ignored and its children inherit that, so the sync would rightly
+    never hear the Ctrl-C: give the child the terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

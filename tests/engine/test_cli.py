@@ -65,6 +65,7 @@ def test_plan_sync_status_verify_compact_and_job_file(emulator, account, tmp_pat
     (dest / rows[1]["path"]).write_bytes(b"\xff\xd8\xff broken \xff\xd9")
     broken = cli("verify", str(dest), *args, key=account.key)
     assert broken.returncode == 5 and "1 missing, 1 corrupt" in broken.stdout
+    assert f"run margen-mirror verify {dest} --repair" in broken.stdout      # the line says what to do
     repaired = cli("verify", str(dest), "--repair", *args, key=account.key)
     assert repaired.returncode == 0 and "2 repaired" in repaired.stdout, repaired.stderr
     for row in rows[:2]:
@@ -212,3 +213,47 @@ def test_a_verb_that_reads_a_mirror_refuses_a_path_that_is_not_one(verb, tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli(verb, str(empty), key=None).returncode == 0          # an empty folder is a fresh DEST
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+    run = cli("--version", key=None)
+    assert run.returncode == 0 and run.stdout.strip() == f"margen-mirror {version('margen-mirror')}"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_name_every_verb_and_bash_parses_it(shell, tmp_path):
+    run = cli("completion", shell, key=None)
+    assert run.returncode == 0, run.stderr
+    for word in ("benchmarks", "sync", "verify", "score", "report", "completion", "--api-key-file", "--max-credits"):
+        assert word in run.stdout, word
+    if shell == "bash":
+        script = tmp_path / "margen-mirror.bash"
+        script.write_text(run.stdout)
+        assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
+        # and, sourced, it completes the verbs
+        probe = (f'source {script}; COMP_WORDS=(margen-mirror sy); COMP_CWORD=1; COMP_LINE="margen-mirror sy"; '
+                 'COMP_POINT=${#COMP_LINE}; _shtab_margen_mirror; echo "${COMPREPLY[@]}"')
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True)
+        assert "sync" in done.stdout.split(), done.stdout + done.stderr
+
+
+def test_emulator_prints_its_keys_under_ready_and_they_work(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "mirror", "emulator", "--items", "50", "--port", "0",
+                             "--data-dir", str(tmp_path / "emu")], stdout=subprocess.PIPE, text=True)
+    try:
+        ready = proc.stdout.readline()
+        assert ready.startswith("READY http://127.0.0.1:")
+        url = ready.split()[1]
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        live, test, try_line = lines
+        assert live.startswith("key mgn_live_demo: live tier, balance 1,000,000 credits, 6,000 requests/min")
+        assert test.startswith("key mgn_test_demo: test tier") and "6,000 requests/min" in test
+        assert url in try_line and "MARGEN_API_KEY=mgn_live_demo" in try_line
+        usage = cli("usage", "--base-url", url, key="mgn_live_demo")
+        assert usage.returncode == 0 and "tier live, balance 1000000" in usage.stdout, usage.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    helped = cli("emulator", "--help", key=None)
+    assert "mgn_live_demo" in helped.stdout and "mgn_test_demo" in helped.stdout and "requests/min" in helped.stdout

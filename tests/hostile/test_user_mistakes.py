@@ -94,3 +94,38 @@ def test_test_tier_key_on_live_only_items(emulator, tmp_path):
     out = user_mistake("test-tier key, live-only items", emulator, key, name, args,
                        want_exit=0, want_text="0 charged")   # not an error: a test key mirrors the free sample
     _assert_held(out)
+
+
+@pytest.mark.parametrize("flag", ["--concurrency", "--rate-limit", "--retries", "--timeout"])
+@pytest.mark.parametrize("value", ["0", "-4"])
+def test_zero_or_negative_pace_flags_are_refused(emulator, acct, tmp_path, flag, value):
+    """Zero is not "the default": it is a mistake, refused before a credit or a folder."""
+    dest = tmp_path / "d"
+    _assert_held(user_mistake(f"sync {flag} {value}", emulator, *acct, _sync(emulator, dest, flag, value),
+                              want_exit=2, want_text=flag))
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("line", ["rate_limit = 0", "concurrency = 0", "rate_limit = -1", "concurrency = -8"])
+def test_zero_or_negative_pace_in_a_job_file_is_refused(emulator, acct, tmp_path, line):
+    dest = tmp_path / "d"
+    job = tmp_path / "job.toml"
+    job.write_text(f'benchmark = "{BENCH}"\ndest = "{dest}"\n{line}\n')
+    args = ["sync", str(job), "--base-url", emulator.url, "--quiet"]
+    _assert_held(user_mistake(f"job file {line}", emulator, *acct, args, want_exit=2,
+                              want_text=line.split(" ")[0]))
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("args", [["verify", "{dest}", "--repair", "--rate-limit", "0"],
+                                  ["score", "{dest}", "--detector", "synthetiq", "--concurrency", "0"],
+                                  ["score", "{dest}", "--detector", "synthetiq", "--rate-limit", "0"],
+                                  ["score", "{dest}", "--detector", "synthetiq", "--retries", "0"],
+                                  ["score", "{dest}", "--detector", "synthetiq", "--timeout", "0"]])
+def test_zero_pace_on_verify_and_score_is_refused(emulator, acct, tmp_path, args):
+    dest = tmp_path / "d"
+    dest.mkdir()
+    argv = [a.format(dest=dest) for a in args] + ["--base-url", emulator.url]
+    _assert_held(user_mistake(" ".join(args[:1] + args[-2:]), emulator, *acct, argv, want_exit=2,
+                              want_text=args[-2]))
+    assert list(dest.iterdir()) == []
