@@ -75,6 +75,8 @@ class ScoreWorker:
             self._detector = self._open(spec)
         except MirrorError as exc:          # e.g. the model's constructor failed: said by the first batch
             self._stop = (str(exc), exc.exit_code)
+        except Exception as exc:            # the detector's module failed to import: not retried by Ray
+            self._stop = _internal(exc)
 
     def _open(self, spec: WorkerSpec) -> Detector:
         for entry in spec.sys_path:
