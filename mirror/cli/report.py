@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from mirror.cli.output import emit
 from mirror.errors import EXIT_OK
+from mirror.store.destination import local_dest
 
 __all__ = ["add_report_parser", "run_report_verb"]
 
@@ -32,7 +32,7 @@ def run_report_verb(args: argparse.Namespace) -> int:
     """Build the report; errors (no scores, unknown detector) surface as UsageError for the CLI to print."""
     from mirror.report import build_report  # matplotlib is imported only when a report is asked for
 
-    folder = build_report(Path(args.dest), args.detector, args.name)
+    folder = build_report(local_dest(args.dest), args.detector, args.name)
     doc = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     headlines = {name: r["headline"]["sentence"] for name, r in doc["results"].items()}
     lines = list(headlines.values()) + [f"report: {folder / 'report.html'} (also report.md, metrics.json)"]

@@ -20,6 +20,7 @@ from mirror.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from mirror.jobs import Selection, SyncJob, load_job_file, parse_filter_words
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, compact
+from mirror.store.destination import local_dest
 
 __all__ = ["run"]
 
@@ -53,7 +54,7 @@ def job_from_args(args: argparse.Namespace, *, need_dest: bool) -> SyncJob:
                           lineage=args.lineage or base.lineage,
                           distinct_identities=args.distinct_identities or base.distinct_identities,
                           include_metadata=args.include_metadata or base.include_metadata)
-    dest = Path(args.dest).expanduser() if args.dest else (job.dest if job else None)
+    dest = local_dest(args.dest) if args.dest else (job.dest if job else None)
     if dest is None:
         if need_dest:
             raise UsageError("sync needs --dest FOLDER (or a job file with dest = \"FOLDER\")")
@@ -134,7 +135,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 def _mirrored_dest(dest: str) -> Path:
     """DEST of a verb that reads a mirror (status, verify, compact): a typo must not read as "all ok"."""
-    path = Path(dest).expanduser()
+    path = local_dest(dest)
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "does not exist"
         raise UsageError(f"{dest} {what}: nothing is mirrored there; check the path (sync creates a destination)")
