@@ -20,7 +20,8 @@ from mirror.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from mirror.jobs import Selection, SyncJob, load_job_file, parse_filter_words
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, compact
-from mirror.store.destination import local_dest
+from mirror.store.destination import local_dest, url_scheme
+from mirror.store.objectstore import remote_mirror
 
 __all__ = ["run"]
 
@@ -143,7 +144,7 @@ def _mirrored_dest(dest: str) -> Path:
 
 
 def _status(args: argparse.Namespace) -> int:
-    report = read_status(_mirrored_dest(args.dest))
+    report = read_status(remote_mirror(args.dest) if url_scheme(args.dest) else _mirrored_dest(args.dest))
     emit(report.to_dict(), as_json=args.json, lines=report.lines())
     return EXIT_OK
 
