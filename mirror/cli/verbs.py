@@ -20,7 +20,7 @@ from mirror.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from mirror.jobs import Selection, SyncJob, load_job_file, parse_filter_words
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, compact
-from mirror.store.destination import local_dest, url_scheme
+from mirror.store.destination import local_dest, sync_dest, url_scheme
 from mirror.store.objectstore import remote_mirror
 
 __all__ = ["run"]
@@ -55,7 +55,7 @@ def job_from_args(args: argparse.Namespace, *, need_dest: bool) -> SyncJob:
                           lineage=args.lineage or base.lineage,
                           distinct_identities=args.distinct_identities or base.distinct_identities,
                           include_metadata=args.include_metadata or base.include_metadata)
-    dest = local_dest(args.dest) if args.dest else (job.dest if job else None)
+    dest = sync_dest(args.dest) if args.dest else (job.dest if job else None)
     if dest is None:
         if need_dest:
             raise UsageError("sync needs --dest FOLDER (or a job file with dest = \"FOLDER\")")

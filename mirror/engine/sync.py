@@ -29,8 +29,10 @@ from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
 from mirror.engine.journal import Journal
 from mirror.engine.local import count_local
+from mirror.engine.objectsink import ObjectSink
 from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, page_params, probe, unowned
+from mirror.engine.place import Sink
 from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
@@ -41,6 +43,8 @@ from mirror.errors import MirrorError
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
 from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
+from mirror.store.destination import shown_dest, url_scheme
+from mirror.store.remote import RemoteDest
 
 __all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook"]
 
@@ -66,7 +70,7 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
         found = await probe(client, selection)
         usage = await client.usage()
         here = await asyncio.to_thread(count_local, layout, selection) if found is not None else None
-        return PlanReport(selection=selection.describe(), dest=str(job.dest), tier=usage.tier,
+        return PlanReport(selection=selection.describe(), dest=shown_dest(job.dest), tier=usage.tier,
                           matching=found.total_matching if found else None, mirrored_here=here,
                           owned=found.owned if found else None,
                           to_charge=(0 if usage.tier == "test" else found.remaining) if found else None,
@@ -75,16 +79,40 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
 
 
 @contextlib.asynccontextmanager
-async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, Journal]]:
-    """Lock DEST, finish whatever a killed run left half-done, and load what is already here."""
-    layout = Layout.prepare(dest)
-    with DestLock(layout):
+async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, Journal, Sink | None]]:
+    """Lock DEST, finish whatever a killed run left half-done, and load what is already here.
+
+    A DEST in a bucket (``s3://…``, see ``store.remote``) is locked in the bucket too, its manifest
+    pulled into the local working folder first and pushed back at the end; the sink puts images there."""
+    remote = RemoteDest.open(dest) if url_scheme(dest) else None
+    layout = Layout.prepare(remote.layout.dest if remote else dest)
+    with DestLock(layout), (remote.locked() if remote else contextlib.nullcontext()):
         journal = Journal(layout.state / "journal.jsonl")
         try:
-            index = await to_the_end(asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending)))
-            yield layout, index, journal
+            if remote is None:
+                index = await to_the_end(asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending)))
+                yield layout, index, journal, None
+                return
+            index = await to_the_end(asyncio.to_thread(_load_remote, remote))
+            try:
+                yield layout, index, journal, ObjectSink(remote)
+            except BaseException:
+                with contextlib.suppress(MirrorError):    # what is placed is pushed by the next run
+                    await to_the_end(asyncio.to_thread(remote.push_manifest))
+                raise
+            await to_the_end(asyncio.to_thread(remote.push_manifest))
         finally:
             journal.close()
+
+
+def _load_remote(remote: RemoteDest) -> ManifestIndex:
+    """A remote DEST's manifest (the bucket's and the working copy's), less rows whose object is gone."""
+    recover(remote.layout)
+    remote.layout.clean_tmp()
+    remote.pull_manifest()
+    index = ManifestIndex.load(remote.layout)
+    index.drop_missing_files(remote.layout, exists=remote.present_images().__contains__)
+    return index
 
 
 def _load_dest(layout: Layout, *, cut_short: bool) -> ManifestIndex:
@@ -109,7 +137,7 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     status ``interrupted`` (exit code 130); the next run resumes it.
     """
     started = time.monotonic()
-    report = SyncReport(selection=job.selection.describe(), dest=str(job.dest))
+    report = SyncReport(selection=job.selection.describe(), dest=shown_dest(job.dest))
     try:
         if await until_stopped(_run(job, api_key, base_url, report, progress, on_total, timeouts, retries), stop):
             report.status = "interrupted"
@@ -132,7 +160,7 @@ async def _run(job: SyncJob, api_key: ApiKey, base_url: str, report: SyncReport,
     created only once ``/catalog`` has accepted the key, the benchmark and the filters; an existing
     one is opened (locked, recovered, its manifest loaded) while the answer is on its way. The walk
     waits for ``/catalog`` to accept the selection before anything is reserved."""
-    state = Layout(job.dest).state
+    state = RemoteDest.open(job.dest).layout.state if url_scheme(job.dest) else Layout(job.dest).state
     known = SelectionStates(state / "selections.json") if state.is_dir() else None     # read only, not locked
     async with _client(job, api_key, base_url, timeouts, retries) as client:
         try:
@@ -141,12 +169,12 @@ async def _run(job: SyncJob, api_key: ApiKey, base_url: str, report: SyncReport,
                 assert resolving is not None
                 if known is None:
                     await resolving          # not a mirror yet: a refused run creates nothing
-                async with _open_dest(job.dest) as (layout, index, journal):
+                async with _open_dest(job.dest) as (layout, index, journal, sink):
                     here, finished = len(index), False
                     states = SelectionStates(layout.state / "selections.json")
                     try:
                         await _sync(job, client, layout, index, journal, states, report, progress, on_total,
-                                    resolving, early, timeouts, retries)
+                                    resolving, early, timeouts, retries, sink)
                         finished = True
                     finally:
                         report.left = _left(report, here, finished=finished)
@@ -176,7 +204,7 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
     started = time.monotonic()
     job = SyncJob(selection=Selection(), dest=dest, limits=limits)
     report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
-    async with _open_dest(dest) as (layout, index, journal), \
+    async with _open_dest(dest) as (layout, index, journal, _), \
             _client(job, api_key, base_url, timeouts, retries) as client:
         refused = await _not_owned(client, bad)
         report.not_owned = sorted(refused)
@@ -226,7 +254,8 @@ async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[
 async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
                 states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
                 on_total: TotalHook | None, resolving: asyncio.Task[tuple[Selection, Catalog]],
-                early: asyncio.Task[Page] | None, timeouts: Timeouts, retries: Retries) -> None:
+                early: asyncio.Task[Page] | None, timeouts: Timeouts, retries: Retries,
+                sink: Sink | None = None) -> None:
     selection, _ = await resolving
     report.selection = selection.describe()
     record = states.get(selection.key)
@@ -249,7 +278,7 @@ async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: Manif
         on_total(_outlook(found, index, job, report))
     budget = Budget(job.max_credits)
     reserver = Reserver(client, journal, budget)
-    async with Fetcher(layout, job.limits, timeouts, retries, pool=client.pool) as fetcher:
+    async with Fetcher(layout, job.limits, timeouts, retries, pool=client.pool, sink=sink) as fetcher:
         pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                             reserver=reserver, report=report, concurrency=job.limits.concurrency,
                             progress=progress)

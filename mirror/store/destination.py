@@ -15,7 +15,10 @@ from pathlib import Path
 
 from mirror.errors import UsageError
 
-__all__ = ["url_scheme", "local_dest", "check_local_dest"]
+__all__ = ["url_scheme", "local_dest", "check_local_dest", "sync_dest", "check_sync_dest", "shown_dest",
+           "SYNC_SCHEMES"]
+
+SYNC_SCHEMES = ("s3",)           # the URL schemes a sync can write to (mirror.store.remote)
 
 # "s3://b/x" as typed, or "s3:/b/x" once pathlib has collapsed the double slash.
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
@@ -32,7 +35,7 @@ def check_local_dest(dest: str | os.PathLike[str]) -> None:
     scheme = url_scheme(dest)
     if scheme is None:
         return
-    shown = os.fspath(dest)
+    shown = shown_dest(dest)
     if scheme == "file":
         raise UsageError(f"DEST {shown}: file:// URLs are not supported yet; give the folder as a plain path "
                          f"(e.g. {shown[len('file://'):] or '/path/to/folder'})")
@@ -44,3 +47,29 @@ def local_dest(dest: str | os.PathLike[str]) -> Path:
     """DEST as a local ``Path`` (``~`` expanded); a URL is refused (see :func:`check_local_dest`)."""
     check_local_dest(dest)
     return Path(dest).expanduser()
+
+
+def check_sync_dest(dest: str | os.PathLike[str]) -> None:
+    """A sync's DEST: a local folder or an ``s3://bucket/prefix``; any other URL is refused in one line."""
+    scheme = url_scheme(dest)
+    if scheme in SYNC_SCHEMES:
+        from mirror.store.objectstore import parse_store_url
+        parse_store_url(os.fspath(dest))
+    else:
+        check_local_dest(dest)
+
+
+def sync_dest(dest: str | os.PathLike[str]) -> Path:
+    """DEST of a sync as a ``Path``: a local folder (``~`` expanded), or an ``s3://`` URL kept as a
+    Path that the store layer parses back (``shown_dest`` prints it as the user wrote it)."""
+    check_sync_dest(dest)
+    return Path(dest) if url_scheme(dest) else Path(dest).expanduser()
+
+
+def shown_dest(dest: str | os.PathLike[str]) -> str:
+    """DEST for messages: ``s3://b/p`` rather than the ``s3:/b/p`` pathlib made of it."""
+    text = os.fspath(dest)
+    found = _URL.match(text)
+    if found and not text.startswith(f"{found.group(1)}://"):
+        return f"{found.group(1)}://{text[len(found.group(0)):]}"
+    return text

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mirror.errors import DestinationError, UsageError
+from mirror.errors import EXIT_PARTIAL, DestinationError, MirrorError, UsageError
 from mirror.store.rows import MANIFEST_SCHEMA
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from pyarrow import fs
 
 __all__ = ["StoreUrl", "parse_store_url", "arrow_filesystem", "open_remote_manifest", "remote_manifest_files",
-           "remote_mirror", "storage_options",
+           "remote_mirror", "storage_options", "resolve_endpoint", "store_error", "error_detail", "classify",
+           "StoreUnavailable",
            "SUPPORTED_SCHEMES"]
 
 SUPPORTED_SCHEMES = ("s3",)
@@ -91,8 +92,7 @@ def arrow_filesystem(options: Mapping[str, str] | None = None) -> fs.S3FileSyste
     from pyarrow import fs
 
     opts = storage_options(options)
-    endpoint = opts.get("endpoint_override") or os.environ.get("AWS_ENDPOINT_URL_S3") or \
-        os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = opts.get("endpoint_override") or resolve_endpoint()
     kwargs: dict[str, object] = {
         "connect_timeout": float(opts.get("connect_timeout", 5)),
         "request_timeout": float(opts.get("request_timeout", 30)),
@@ -108,10 +108,42 @@ def arrow_filesystem(options: Mapping[str, str] | None = None) -> fs.S3FileSyste
     return fs.S3FileSystem(**kwargs)
 
 
-def _failed(url: StoreUrl, what: str, exc: BaseException) -> DestinationError:
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return DestinationError(f"{url}: cannot {what}: {detail[:300]}; check the bucket name, AWS_ENDPOINT_URL "
-                            "and that the credentials in the environment may read it")
+def resolve_endpoint() -> str | None:
+    """The S3 endpoint from the standard variables (an S3-compatible server); None: AWS itself."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def error_detail(exc: BaseException, limit: int = 240) -> str:
+    """The first line of a store client's error, cut short (it names the request, never a credential)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+class StoreUnavailable(MirrorError):
+    """The object store could not be reached (or kept failing) after its retries: run again later."""
+
+    exit_code = EXIT_PARTIAL
+
+
+def classify(url: StoreUrl, what: str, exc: BaseException) -> MirrorError:
+    """A store client's error as one line: refused credentials, permission or a missing bucket are a
+    DestinationError (fix the input, exit 2); anything else is StoreUnavailable (run again, exit 5)."""
+    permanent: tuple[type[BaseException], ...] = (PermissionError, FileNotFoundError)   # obstore raises these
+    try:
+        from obstore import exceptions as oe
+        permanent += (oe.PermissionDeniedError, oe.UnauthenticatedError, oe.NotFoundError)
+    except ImportError:
+        pass
+    if isinstance(exc, permanent):
+        return store_error(url, what, exc)
+    return StoreUnavailable(f"{url}: cannot {what}, the store is not answering ({error_detail(exc)}); what is "
+                            "placed is kept: run the same command again once the store is back")
+
+
+def store_error(url: StoreUrl, what: str, exc: BaseException) -> DestinationError:
+    """One line for a store operation that failed: the bucket, the operation, the store's first line."""
+    return DestinationError(f"{url}: cannot {what}: {error_detail(exc)}; check the bucket name, AWS_ENDPOINT_URL "
+                            "and that the credentials in the environment may use it")
 
 
 def remote_manifest_files(url: StoreUrl, store: fs.S3FileSystem) -> list[str]:
@@ -125,7 +157,7 @@ def remote_manifest_files(url: StoreUrl, store: fs.S3FileSystem) -> list[str]:
                                    "(a sync creates the prefix, not the bucket)")
         found = store.get_file_info(fs.FileSelector(url.path("manifest"), allow_not_found=True))
     except OSError as exc:
-        raise _failed(url, "list the manifest", exc) from None
+        raise store_error(url, "list the manifest", exc) from None
     return sorted(i.path for i in found
                   if i.type == fs.FileType.File and i.base_name.endswith(".parquet")
                   and not i.base_name.startswith("."))
@@ -143,7 +175,7 @@ def open_remote_manifest(dest: str, options: Mapping[str, str] | None = None) ->
         try:
             pq.read_metadata(path, filesystem=store)
         except (OSError, pa.ArrowException) as exc:
-            raise _failed(url, f"read {path.rpartition('/')[2]}", exc) from None
+            raise store_error(url, f"read {path.rpartition('/')[2]}", exc) from None
     return ds.dataset(files, schema=MANIFEST_SCHEMA, format="parquet", filesystem=store)
 
 

@@ -84,8 +84,9 @@ class SeaweedS3:
                f"-master.port={master}", f"-master.port.grpc={mg}", f"-volume.port={volume}",
                f"-volume.port.grpc={vg}", f"-filer.port={filer}", f"-filer.port.grpc={fg}",
                "-s3", f"-s3.port={s3}", f"-s3.port.grpc={sg}", f"-s3.config={config}",
-               "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={metrics}", "-master.telemetry=false",
-               "-master.volumeSizeLimitMB=256", "-volume.max=40"]
+               "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
+               f"-metricsPort={metrics}", "-master.telemetry=false",
+               "-master.volumeSizeLimitMB=64", "-volume.max=2000"]  # a collection (~7 volumes) per bucket
         log = (self.root / "weed.log").open("ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
