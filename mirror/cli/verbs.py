@@ -22,6 +22,7 @@ from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, compact
 from mirror.store.destination import local_dest, sync_dest, url_scheme
 from mirror.store.objectstore import remote_mirror
+from mirror.store.remote import RemoteDest
 
 __all__ = ["run"]
 
@@ -150,15 +151,22 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
-    layout = Layout(_mirrored_dest(args.dest))
-    rows = compact(layout)
+    if url_scheme(args.dest):
+        rows = RemoteDest.open(remote_mirror(args.dest)).compact()
+    else:
+        rows = compact(Layout(_mirrored_dest(args.dest)))
     emit({"dest": args.dest, "rows": rows}, as_json=args.json, lines=[f"{args.dest}: manifest compacted, {rows} rows"])
     return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
-    dest = _mirrored_dest(args.dest)
-    report = verify_files(dest)
+    if url_scheme(args.dest):
+        from mirror.engine.verify_remote import verify_objects
+        dest = Path(remote_mirror(args.dest))
+        report = asyncio.run(verify_objects(dest))
+    else:
+        dest = _mirrored_dest(args.dest)
+        report = verify_files(dest)
     if args.repair and report.bad:
         limits = Limits() if args.rate_limit is None else Limits(rate_limit=args.rate_limit)
         repair = asyncio.run(run_repair(dest, report.targets, limits=limits,

@@ -203,17 +203,20 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
     """
     started = time.monotonic()
     job = SyncJob(selection=Selection(), dest=dest, limits=limits)
-    report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
-    async with _open_dest(dest) as (layout, index, journal, _), \
+    report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=shown_dest(dest))
+    async with _open_dest(dest) as (layout, index, journal, sink), \
             _client(job, api_key, base_url, timeouts, retries) as client:
         refused = await _not_owned(client, bad)
         report.not_owned = sorted(refused)
         owned = {item_id: target for item_id, target in bad.items() if item_id not in refused}
-        for item_id in owned:         # damaged copies go first, so the index forgets them too
-            entry = index.get(item_id)
-            if entry is not None:
-                (layout.dest / entry.path).unlink(missing_ok=True)
-        index.drop_missing_files(layout)
+        # damaged copies go first, so the index forgets them too (in a bucket the new PUT replaces each whole)
+        damaged = {entry.path for item_id in owned if (entry := index.get(item_id)) is not None}
+        if sink is None:
+            for relpath in damaged:
+                (layout.dest / relpath).unlink(missing_ok=True)
+            index.drop_missing_files(layout)
+        else:
+            index.drop_missing_files(layout, exists=lambda relpath: relpath not in damaged)
         for item_id, target in owned.items():
             if item_id not in journal.pending:
                 journal.reserving(item_id, target.benchmark, new_token())   # pending: its reservation is free
@@ -221,7 +224,7 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
         # An interrupted sync's reservation whose answer never came may not have reached the server:
         # finishing it could buy it, so it is left pending for the next sync.
         answered = {item_id for item_id, entry in journal.pending.items() if entry.charged is not None}
-        async with Fetcher(layout, limits, timeouts, retries, pool=client.pool) as fetcher:
+        async with Fetcher(layout, limits, timeouts, retries, pool=client.pool, sink=sink) as fetcher:
             pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                                 reserver=reserver, report=report, concurrency=limits.concurrency,
                                 pending_only=answered | owned.keys())

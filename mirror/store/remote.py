@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror.errors import DestinationError, LockHeldError
+from mirror.store.atomic import write_atomic
 from mirror.store.layout import Layout
 from mirror.store.manifest import manifest_files
 from mirror.store.objectstore import StoreUrl, classify, parse_store_url, resolve_endpoint
@@ -126,9 +127,14 @@ class RemoteDest:
     def pull_manifest(self) -> int:
         """Copy the bucket's manifest files this working folder lacks into it; returns how many."""
         import obstore
+        remote = self._remote_manifest_names()
+        pushed = self._pushed()
+        for path in manifest_files(self.layout):    # replaced by another machine's compaction
+            if path.name in pushed and path.name not in remote:
+                path.unlink(missing_ok=True)
         local = {p.name for p in manifest_files(self.layout)}
         pulled = 0
-        for name in self._remote_manifest_names():
+        for name in remote:
             if name in local:
                 continue
             try:
@@ -140,6 +146,17 @@ class RemoteDest:
             os.replace(tmp, self.layout.manifest / name)
             pulled += 1
         return pulled
+
+    def compact(self) -> int:
+        """``compact s3://…``: under both locks, merge the bucket's manifest files into one; returns rows."""
+        from mirror.store.compaction import compact
+        from mirror.store.lock import DestLock
+        layout = Layout.prepare(self.layout.dest)
+        with DestLock(layout), self.locked():
+            self.pull_manifest()
+            rows = compact(layout)
+            self.push_manifest()
+        return rows
 
     def push_manifest(self) -> None:
         """Make the bucket's manifest equal the working copy: upload new files first, then delete
@@ -154,8 +171,16 @@ class RemoteDest:
             stale = [self.url.key(f"manifest/{n}") for n in sorted(remote - local.keys())]
             if stale:
                 obstore.delete(self.store, stale)
+            write_atomic(self.layout.state / "pushed.json", json.dumps(sorted(local)).encode())
         except Exception as exc:
             raise classify(self.url, "upload the manifest", exc) from None
+
+    def _pushed(self) -> set[str]:
+        """Manifest files this working folder knows to be in the bucket (as of its last push)."""
+        try:
+            return set(json.loads((self.layout.state / "pushed.json").read_text()))
+        except (FileNotFoundError, ValueError):
+            return set()
 
     def _remote_manifest_names(self) -> list[str]:
         import obstore
