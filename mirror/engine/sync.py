@@ -69,7 +69,8 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
         selection, _ = await resolve_selection(client, job.selection)
         found = await probe(client, selection)
         usage = await client.usage()
-        here = await asyncio.to_thread(count_local, layout, selection) if found is not None else None
+        where = shown_dest(job.dest) if url_scheme(job.dest) else layout    # a bucket: read where it is
+        here = await asyncio.to_thread(count_local, where, selection) if found is not None else None
         return PlanReport(selection=selection.describe(), dest=shown_dest(job.dest), tier=usage.tier,
                           matching=found.total_matching if found else None, mirrored_here=here,
                           owned=found.owned if found else None,

@@ -198,3 +198,12 @@ def test_missing_bucket_refused_before_any_credit_or_local_folder(emulator, acco
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and "no-such-bucket-here" in lines[0], run.stderr
     assert _charges(emulator, account) == 0 and list(work.iterdir()) == []
+
+
+async def test_plan_counts_what_the_bucket_holds(emulator, account, seaweed, bucket):
+    url = f"s3://{bucket}/plan"
+    first = await do_sync(emulator, account, Path(url), filters=NARROW)
+    plan = await mirror.plan(url, benchmark="synthetic-face-v1", filters=NARROW, api_key=account.key,
+                             base_url=emulator.url)
+    assert plan.dest == url and plan.mirrored_here == first.mirrored and plan.to_charge == 0
+    assert _charges(emulator, account) == first.mirrored
