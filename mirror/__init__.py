@@ -34,13 +34,13 @@ _HOMES = {
     "sync": "mirror.library", "sync_blocking": "mirror.library", "plan": "mirror.library",
     "open_manifest": "mirror.store", "load_job_file": "mirror.jobs", "SyncJob": "mirror.jobs",
     "Selection": "mirror.jobs", "Limits": "mirror.config", "Timeouts": "mirror.config", "Retries": "mirror.config",
-    "SyncReport": "mirror.engine.report", "PlanReport": "mirror.engine.report",
+    "SyncReport": "mirror.engine.outcome", "PlanReport": "mirror.engine.outcome",
     **dict.fromkeys(__all__[__all__.index("MirrorError"):], "mirror.errors"),
 }
 
 if TYPE_CHECKING:
     from mirror.config import Limits, Retries, Timeouts
-    from mirror.engine.report import PlanReport, SyncReport
+    from mirror.engine.outcome import PlanReport, SyncReport
     from mirror.errors import (
         AmbiguousBenchmark,
         ApiError,

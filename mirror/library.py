@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from mirror.config import ApiKey, Limits, Timeouts, load_api_key, resolve_base_url
-from mirror.engine.report import PlanReport, SyncReport
+from mirror.engine.outcome import PlanReport, SyncReport
 from mirror.engine.sync import run_plan, run_sync
 from mirror.jobs import Selection, SyncJob
 from mirror.store.destination import sync_dest

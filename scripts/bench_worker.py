@@ -157,7 +157,8 @@ def main() -> int:
         import margen.ergonomics  # noqa: F401
         run = lambda: _sdk(a.url, key, a.dest)  # noqa: E731
     else:
-        import mirror.cli.verbs  # noqa: F401
+        import mirror.cli
+        import mirror.engine.sync  # noqa: F401
         run = lambda: _mirror(rest)  # noqa: E731
     profiler = None
     if a.profile:

@@ -36,15 +36,15 @@ from mirror.detectors.registry import Adapter, load_detector, register
 
 if TYPE_CHECKING:
     from mirror.detectors.history import import_history
-    from mirror.detectors.score import ScoreReport, run_score
-    from mirror.detectors.scores import open_scores
+    from mirror.detectors.scoring import ScoreReport, run_score
+    from mirror.store.verdicts import open_scores
 
 __all__ = ["Detector", "DetectorFailed", "Media", "Prepared", "Rejected", "SubmissionUnknown", "Token", "Verdict",
            "DetectorOptions", "SynthetiqOptions", "DeepfakeDetectionOptions", "LocalOptions", "Pacing",
            "Adapter", "register", "load_detector", "run_score", "ScoreReport", "open_scores", "import_history"]
 
-_LAZY = {"run_score": "mirror.detectors.score", "ScoreReport": "mirror.detectors.score",
-         "open_scores": "mirror.detectors.scores", "import_history": "mirror.detectors.history"}
+_LAZY = {"run_score": "mirror.detectors.scoring", "ScoreReport": "mirror.detectors.scoring",
+         "open_scores": "mirror.store.verdicts", "import_history": "mirror.detectors.history"}
 
 
 def __getattr__(name: str) -> Any:

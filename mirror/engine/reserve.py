@@ -23,8 +23,8 @@ import secrets
 
 from mirror.api.client import MargenClient
 from mirror.api.models import Download
-from mirror.engine.journal import Journal
 from mirror.errors import BudgetExhausted, InsufficientCredits
+from mirror.store.reservations import ReservationLog
 
 __all__ = ["Budget", "Reserver", "idempotency_key", "new_token"]
 
@@ -96,7 +96,7 @@ class Budget:
 
 
 class Reserver:
-    def __init__(self, client: MargenClient, journal: Journal, budget: Budget) -> None:
+    def __init__(self, client: MargenClient, journal: ReservationLog, budget: Budget) -> None:
         self.client = client
         self.journal = journal
         self.budget = budget

@@ -13,7 +13,6 @@ row names a missing file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import uuid
@@ -24,12 +23,12 @@ from datetime import UTC, datetime
 from mirror.api.client import MargenClient
 from mirror.api.models import Download, Item, Page
 from mirror.engine.fetch import Fetcher, UrlExpired
-from mirror.engine.journal import Journal
+from mirror.engine.outcome import Failure, SyncReport
 from mirror.engine.pages import walk
-from mirror.engine.report import Failure, SyncReport
 from mirror.engine.reserve import Reserver
 from mirror.engine.seen import SeenIds
 from mirror.engine.tasks import to_the_end
+from mirror.engine.workers import Put, run_pool
 from mirror.errors import (
     BudgetExhausted,
     ForbiddenScope,
@@ -39,10 +38,10 @@ from mirror.errors import (
     RateLimited,
     ServerError,
     TransportError,
-    first_mirror_error,
 )
 from mirror.jobs import Selection
 from mirror.store import FileRow, Layout, ManifestIndex, ManifestWriter, destination_error, image_relpath
+from mirror.store.reservations import ReservationLog
 
 __all__ = ["Pipeline", "ProgressHook"]
 
@@ -69,7 +68,7 @@ class _Work:
 class Pipeline:
     """One run's moving parts; ``run`` mirrors what ``selection`` and the journal ask for."""
 
-    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: Journal,
+    def __init__(self, *, layout: Layout, client: MargenClient, fetcher: Fetcher, journal: ReservationLog,
                  index: ManifestIndex, reserver: Reserver, report: SyncReport, concurrency: int,
                  progress: ProgressHook | None = None, pending_only: Collection[str] | None = None) -> None:
         self.layout = layout
@@ -96,43 +95,24 @@ class Pipeline:
 
         ``first_page``: the walk's page at ``start_cursor``, when the caller has already asked for it.
         """
-        # asyncio's own task groups and queue, not anyio's: aiohttp ties the engine to asyncio anyway,
-        # and importing anyio's asyncio backend cost every sync 30-50 ms of CPU before its first download.
-        queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=1000)
-        stages_done = asyncio.Event()
         try:
-            async with asyncio.TaskGroup() as outer:
-                outer.create_task(self._flush_periodically(stages_done))
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._feed(selection, start_cursor, first_page, queue))
-                    for _ in range(self.concurrency):
-                        tg.create_task(self._work(queue))
-                stages_done.set()
-        except BaseExceptionGroup as group:       # one worker's fatal error stopped them all
-            raise first_mirror_error(group) from None
+            await run_pool(lambda put: self._produce(selection, start_cursor, first_page, put), self._work,
+                           concurrency=self.concurrency, queue_size=1000, flush=self._flush_now,
+                           last_flush=self._flush_sync, flush_every=_FLUSH_EVERY_S)
         finally:
-            self._flush_sync()
             self._seen = SeenIds()      # freed before compaction
 
     # -- stage 1: pages ----------------------------------------------------------------------
-    async def _feed(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
-                    queue: asyncio.Queue[_Work | None]) -> None:
-        """Queue the work, then one ``None`` per worker: there is no more. (A failure instead
-        cancels the workers: the task group does.) ``Queue.put`` and ``get`` only yield to the
-        event loop when they must wait, so an item costs no extra loop turn on its way."""
-        await self._produce(selection, start_cursor, first_page, queue)
-        for _ in range(self.concurrency):
-            await queue.put(None)
-
     async def _produce(self, selection: Selection | None, start_cursor: str, first_page: Awaitable[Page] | None,
-                       queue: asyncio.Queue[_Work | None]) -> None:
+                       put: Put[_Work]) -> None:
+        """Hand the pool the journal's pending items, then each new item of the walk."""
         pending = list(self.journal.pending)
         self.journal.done([i for i, done in zip(pending, self.index.contains_many(pending), strict=True)
                            if done])                                  # their rows were written after all
         self._seen.add_all(self.journal.pending)
         for entry in list(self.journal.pending.values()):
             if self.pending_only is None or entry.item_id in self.pending_only:
-                await queue.put(_Work(entry.item_id, entry.benchmark, None))
+                await put(_Work(entry.item_id, entry.benchmark, None))
         if selection is None:
             return
         try:
@@ -155,17 +135,16 @@ class Pipeline:
                         continue
                     if self.reserver.budget.exhausted:
                         return
-                    await queue.put(_Work(item_id, item.get("benchmark") or selection.benchmark, item))
+                    await put(_Work(item_id, item.get("benchmark") or selection.benchmark, item))
             self.walk_complete = True
         except (TransportError, ServerError, RateLimited) as exc:
             self._fail("(listing)", f"walk stopped: {exc}")
 
     # -- stages 2 to 4, one item at a time per worker -----------------------------------------
-    async def _work(self, queue: asyncio.Queue[_Work | None]) -> None:
-        while (work := await queue.get()) is not None:
-            download = await self._reserve_one(work)
-            if download is not None:
-                await self._fetch_one(work, download)
+    async def _work(self, work: _Work) -> None:
+        download = await self._reserve_one(work)
+        if download is not None:
+            await self._fetch_one(work, download)
 
     # -- stage 2: reservations ---------------------------------------------------------------
     async def _reserve_one(self, work: _Work, *, renewal: bool = False) -> Download | None:
@@ -231,13 +210,6 @@ class Pipeline:
             await self._flush()
 
     # -- the manifest --------------------------------------------------------------------------
-    async def _flush_periodically(self, stages_done: asyncio.Event) -> None:
-        while not stages_done.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_FLUSH_EVERY_S):
-                    await stages_done.wait()
-            await self._flush()
-
     async def _flush(self) -> None:
         # Shielded: a part on disk whose items are not marked done would be fetched again next run.
         await to_the_end(self._flush_now())

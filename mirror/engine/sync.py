@@ -27,26 +27,26 @@ from mirror.api.client import MargenClient
 from mirror.api.models import Catalog, Page
 from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
-from mirror.engine.journal import Journal
-from mirror.engine.local import count_local
 from mirror.engine.objectsink import ObjectSink
+from mirror.engine.outcome import PlanReport, RepairReport, SyncReport
 from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, page_params, probe, unowned
 from mirror.engine.place import Sink
-from mirror.engine.report import PlanReport, RepairReport, SyncReport
 from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
-from mirror.engine.state import SelectionRecord, SelectionStates
 from mirror.engine.tasks import alongside, to_the_end, until_stopped
-from mirror.engine.verify import RepairTarget
 from mirror.errors import MirrorError
+from mirror.inspect.local import count_local
+from mirror.inspect.verify import RepairTarget
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
 from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
 from mirror.store.destination import shown_dest, url_scheme
 from mirror.store.remote import RemoteDest
+from mirror.store.reservations import ReservationLog
+from mirror.store.selections import SelectionRecord, SelectionStates
 
-__all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "TotalHook"]
+__all__ = ["run_sync", "run_plan", "run_repair", "resolve_selection", "SyncRun", "TotalHook"]
 
 TotalHook = Callable[[Outlook], None]     # told once what the run has ahead of it (see Outlook)
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
 
 
 @contextlib.asynccontextmanager
-async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, Journal, Sink | None]]:
+async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, ReservationLog, Sink | None]]:
     """Lock DEST, finish whatever a killed run left half-done, and load what is already here.
 
     A DEST in a bucket (``s3://…``, see ``store.remote``) is locked in the bucket too, its manifest
@@ -88,7 +88,7 @@ async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, J
     remote = RemoteDest.open(dest) if url_scheme(dest) else None
     layout = Layout.prepare(remote.layout.dest if remote else dest)
     with DestLock(layout), (remote.locked() if remote else contextlib.nullcontext()):
-        journal = Journal(layout.state / "journal.jsonl")
+        journal = ReservationLog(layout.state / "journal.jsonl")
         try:
             if remote is None:
                 index = await to_the_end(asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending)))
@@ -140,7 +140,9 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     started = time.monotonic()
     report = SyncReport(selection=job.selection.describe(), dest=shown_dest(job.dest))
     try:
-        if await until_stopped(_run(job, api_key, base_url, report, progress, on_total, timeouts, retries), stop):
+        run = SyncRun(job, api_key=api_key, base_url=base_url, report=report, timeouts=timeouts, retries=retries,
+                      progress=progress, on_total=on_total)
+        if await until_stopped(run.run(), stop):
             report.status = "interrupted"
             report.message = "interrupted; finished work is saved: run the same command again to resume"
     except BaseException as exc:
@@ -155,33 +157,137 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     return report
 
 
-async def _run(job: SyncJob, api_key: ApiKey, base_url: str, report: SyncReport, progress: ProgressHook | None,
-               on_total: TotalHook | None, timeouts: Timeouts, retries: Retries) -> None:
-    """``/catalog`` and (on a first walk) the first page are asked for together. A new DEST is
-    created only once ``/catalog`` has accepted the key, the benchmark and the filters; an existing
-    one is opened (locked, recovered, its manifest loaded) while the answer is on its way. The walk
-    waits for ``/catalog`` to accept the selection before anything is reserved."""
-    state = RemoteDest.open(job.dest).layout.state if url_scheme(job.dest) else Layout(job.dest).state
-    known = SelectionStates(state / "selections.json") if state.is_dir() else None     # read only, not locked
-    async with _client(job, api_key, base_url, timeouts, retries) as client:
+class SyncRun:
+    """One sync's state from preflight to report, in one place (rclone's ``sync`` struct); its phases
+    are the methods, in the order they run: ``run`` (preflight and DEST), ``mirror`` (shortcut,
+    walk, compaction, verdict), ``count`` and ``outlook`` (what the progress display is told)."""
+
+    def __init__(self, job: SyncJob, *, api_key: ApiKey, base_url: str, report: SyncReport, timeouts: Timeouts,
+                 retries: Retries, progress: ProgressHook | None, on_total: TotalHook | None) -> None:
+        self.job = job                  # the selection, DEST, the credit cap and the limits
+        self.api_key = api_key          # never logged, never printed
+        self.base_url = base_url        # the API host
+        self.report = report            # what the run did, filled in as it goes; run_sync returns it
+        self.timeouts = timeouts        # total deadline of one request (API, storage)
+        self.retries = retries          # attempts and backoff of the one retry policy
+        self.progress = progress        # told of every file placed (items, bytes)
+        self.on_total = on_total        # told once what the run has ahead of it (see Outlook)
+        # Set by ``run`` once DEST is open (``mirror`` runs only then):
+        self.client: MargenClient       # the API client of this run (its limiter, its connection pool)
+        self.layout: Layout             # DEST's folders, locked for the run
+        self.index: ManifestIndex       # what DEST already holds, by item id
+        self.journal: ReservationLog    # the reservations paid for and not yet in the manifest
+        self.states: SelectionStates    # each selection's last complete walk (the shortcut's record)
+        self.sink: Sink | None          # where a bucket DEST's images go (None: the local Placer)
+
+    async def run(self) -> None:
+        """``/catalog`` and (on a first walk) the first page are asked for together. A new DEST is
+        created only once ``/catalog`` has accepted the key, the benchmark and the filters; an existing
+        one is opened (locked, recovered, its manifest loaded) while the answer is on its way. The walk
+        waits for ``/catalog`` to accept the selection before anything is reserved."""
+        job, report = self.job, self.report
+        state = RemoteDest.open(job.dest).layout.state if url_scheme(job.dest) else Layout(job.dest).state
+        known = SelectionStates(state / "selections.json") if state.is_dir() else None     # read only, not locked
+        async with _client(job, self.api_key, self.base_url, self.timeouts, self.retries) as client:
+            self.client = client
+            try:
+                async with alongside(resolve_selection(client, job.selection)) as resolving, \
+                        alongside(_first_page_early(client, job.selection, known)) as early:
+                    assert resolving is not None
+                    if known is None:
+                        await resolving          # not a mirror yet: a refused run creates nothing
+                    async with _open_dest(job.dest) as (self.layout, self.index, self.journal, self.sink):
+                        here, finished = len(self.index), False
+                        self.states = SelectionStates(self.layout.state / "selections.json")
+                        try:
+                            await self.mirror(resolving, early)
+                            finished = True
+                        finally:
+                            report.left = _left(report, here, finished=finished)
+            finally:
+                report.api_calls = client.api_calls
+                report.throttled = client.limiter.throttled
+
+    async def mirror(self, resolving: asyncio.Task[tuple[Selection, Catalog]],
+                     early: asyncio.Task[Page] | None) -> None:
+        """The shortcut when nothing can have changed, else the walk (from the last watermark when only
+        appended items are new), compaction, and the verdict: complete, partial or budget."""
+        job, report, client, index = self.job, self.report, self.client, self.index
+        selection, _ = await resolving
+        report.selection = selection.describe()
+        record = self.states.get(selection.key)
+        if early is not None and (record is not None or selection.query() != job.selection.query()):
+            early = None        # /catalog renamed a filter, or a record is kept under the canonical name
+        start = ""
+        found: Probe | None = None
+        if record is not None:                            # walked to the end before: maybe nothing to do
+            found = await probe(client, selection)
+            if found is not None:
+                report.matching = found.total_matching
+                if _up_to_date(found, record, self.journal, index):
+                    report.already_mirrored = found.total_matching
+                    report.status = "up-to-date"
+                    report.message = "nothing new to mirror"
+                    return
+                if found.total_matching > record.total_matching and not _rows_lost(record, index):
+                    start = record.watermark              # only appended items are new
+        if self.on_total is not None and record is not None:
+            self.on_total(self.outlook(found))
+        budget = Budget(job.max_credits)
+        reserver = Reserver(client, self.journal, budget)
+        async with Fetcher(self.layout, job.limits, self.timeouts, self.retries, pool=client.pool,
+                           sink=self.sink) as fetcher:
+            pipeline = Pipeline(layout=self.layout, client=client, fetcher=fetcher, journal=self.journal, index=index,
+                                reserver=reserver, report=report, concurrency=job.limits.concurrency,
+                                progress=self.progress)
+            # A first walk has nothing to shortcut or resume from, so its probe (which only counts) runs
+            # alongside it instead of costing a round trip before the first page.
+            counter = self.count(selection) if record is None else None
+            async with alongside(counter) as counting:
+                try:
+                    await pipeline.run(selection, start_cursor=start, first_page=early)
+                finally:
+                    report.charged = budget.spent
+                    report.free = reserver.free
+                    report.balance = reserver.balance
+                    report.slow_disk = fetcher.slow_disk
+                if counting is not None:
+                    found = await counting
+        rows = await to_the_end(asyncio.to_thread(compact, self.layout))
+        pa.default_memory_pool().release_unused()      # compaction's buffers: give them back to the OS
+        if budget.exhausted:
+            report.status = "budget"
+            report.message = (f"stopped: {budget.exhausted_reason}; top up or raise --max-credits, then run the same "
+                              "command again to resume")
+        elif report.failed or not pipeline.walk_complete:
+            report.status = "partial"
+            report.message = f"{report.failed} item(s) failed; run the same command again to retry them"
+        else:
+            report.status = "complete"
+            if found is not None and pipeline.last_cursor is not None:
+                self.states.put(selection.key, SelectionRecord(found.total_matching, pipeline.last_cursor,
+                                                               datetime.now(UTC).isoformat(timespec="seconds"), rows))
+        report.message = report.message or f"{rows} rows in the manifest"
+        report.balance = reserver.balance
+
+    async def count(self, selection: Selection) -> Probe | None:
+        """A first walk's probe: it only counts, so a failure costs the count (and the next run's
+        shortcut, as no record is saved without it), never the walk."""
         try:
-            async with alongside(resolve_selection(client, job.selection)) as resolving, \
-                    alongside(_first_page_early(client, job.selection, known)) as early:
-                assert resolving is not None
-                if known is None:
-                    await resolving          # not a mirror yet: a refused run creates nothing
-                async with _open_dest(job.dest) as (layout, index, journal, sink):
-                    here, finished = len(index), False
-                    states = SelectionStates(layout.state / "selections.json")
-                    try:
-                        await _sync(job, client, layout, index, journal, states, report, progress, on_total,
-                                    resolving, early, timeouts, retries, sink)
-                        finished = True
-                    finally:
-                        report.left = _left(report, here, finished=finished)
-        finally:
-            report.api_calls = client.api_calls
-            report.throttled = client.limiter.throttled
+            found = await probe(self.client, selection)
+        except MirrorError:
+            found = None
+        self.report.matching = found.total_matching if found is not None else None
+        if self.on_total is not None:
+            self.on_total(self.outlook(found))
+        return found
+
+    def outlook(self, found: Probe | None) -> Outlook:
+        """What the run has ahead of it. What DEST holds is counted as this selection's: exact for a
+        DEST that holds one selection, the usual case."""
+        total = found.total_matching if found is not None else None
+        here = len(self.index) if total is None else min(len(self.index), total)
+        return Outlook(total=total, here=here, rate_limit=self.job.limits.rate_limit, report=self.report)
 
 
 def _left(report: SyncReport, here: int, *, finished: bool) -> int | None:
@@ -255,68 +361,6 @@ async def _not_owned(client: MargenClient, bad: dict[str, RepairTarget]) -> set[
     return refused
 
 
-async def _sync(job: SyncJob, client: MargenClient, layout: Layout, index: ManifestIndex, journal: Journal,
-                states: SelectionStates, report: SyncReport, progress: ProgressHook | None,
-                on_total: TotalHook | None, resolving: asyncio.Task[tuple[Selection, Catalog]],
-                early: asyncio.Task[Page] | None, timeouts: Timeouts, retries: Retries,
-                sink: Sink | None = None) -> None:
-    selection, _ = await resolving
-    report.selection = selection.describe()
-    record = states.get(selection.key)
-    if early is not None and (record is not None or selection.query() != job.selection.query()):
-        early = None        # /catalog renamed a filter, or a record is kept under the canonical name
-    start = ""
-    found: Probe | None = None
-    if record is not None:                            # walked to the end before: maybe nothing to do
-        found = await probe(client, selection)
-        if found is not None:
-            report.matching = found.total_matching
-            if _up_to_date(found, record, journal, index):
-                report.already_mirrored = found.total_matching
-                report.status = "up-to-date"
-                report.message = "nothing new to mirror"
-                return
-            if found.total_matching > record.total_matching and not _rows_lost(record, index):
-                start = record.watermark              # only appended items are new
-    if on_total is not None and record is not None:
-        on_total(_outlook(found, index, job, report))
-    budget = Budget(job.max_credits)
-    reserver = Reserver(client, journal, budget)
-    async with Fetcher(layout, job.limits, timeouts, retries, pool=client.pool, sink=sink) as fetcher:
-        pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
-                            reserver=reserver, report=report, concurrency=job.limits.concurrency,
-                            progress=progress)
-        # A first walk has nothing to shortcut or resume from, so its probe (which only counts) runs
-        # alongside it instead of costing a round trip before the first page.
-        counter = _count(client, selection, index, job, report, on_total) if record is None else None
-        async with alongside(counter) as counting:
-            try:
-                await pipeline.run(selection, start_cursor=start, first_page=early)
-            finally:
-                report.charged = budget.spent
-                report.free = reserver.free
-                report.balance = reserver.balance
-                report.slow_disk = fetcher.slow_disk
-            if counting is not None:
-                found = await counting
-    rows = await to_the_end(asyncio.to_thread(compact, layout))
-    pa.default_memory_pool().release_unused()      # compaction's buffers: give them back to the OS
-    if budget.exhausted:
-        report.status = "budget"
-        report.message = (f"stopped: {budget.exhausted_reason}; top up or raise --max-credits, then run the same "
-                          "command again to resume")
-    elif report.failed or not pipeline.walk_complete:
-        report.status = "partial"
-        report.message = f"{report.failed} item(s) failed; run the same command again to retry them"
-    else:
-        report.status = "complete"
-        if found is not None and pipeline.last_cursor is not None:
-            states.put(selection.key, SelectionRecord(found.total_matching, pipeline.last_cursor,
-                                                      datetime.now(UTC).isoformat(timespec="seconds"), rows))
-    report.message = report.message or f"{rows} rows in the manifest"
-    report.balance = reserver.balance
-
-
 def _first_page_early(client: MargenClient, selection: Selection,
                       states: SelectionStates | None) -> Coroutine[Any, Any, Page] | None:
     """A first walk's first page, to ask for alongside ``/catalog``: one round trip less before the
@@ -329,29 +373,7 @@ def _first_page_early(client: MargenClient, selection: Selection,
     return client.items(page_params(selection, ""))
 
 
-async def _count(client: MargenClient, selection: Selection, index: ManifestIndex, job: SyncJob,
-                 report: SyncReport, on_total: TotalHook | None) -> Probe | None:
-    """A first walk's probe: it only counts, so a failure costs the count (and the next run's
-    shortcut, as no record is saved without it), never the walk."""
-    try:
-        found = await probe(client, selection)
-    except MirrorError:
-        found = None
-    report.matching = found.total_matching if found is not None else None
-    if on_total is not None:
-        on_total(_outlook(found, index, job, report))
-    return found
-
-
-def _outlook(found: Probe | None, index: ManifestIndex, job: SyncJob, report: SyncReport) -> Outlook:
-    """What the run has ahead of it. What DEST holds is counted as this selection's: exact for a
-    DEST that holds one selection, the usual case."""
-    total = found.total_matching if found is not None else None
-    here = len(index) if total is None else min(len(index), total)
-    return Outlook(total=total, here=here, rate_limit=job.limits.rate_limit, report=report)
-
-
-def _up_to_date(found: Probe, record: SelectionRecord | None, journal: Journal, index: ManifestIndex) -> bool:
+def _up_to_date(found: Probe, record: SelectionRecord | None, journal: ReservationLog, index: ManifestIndex) -> bool:
     """True when nothing can have changed since the last complete walk of this selection."""
     if record is None or journal.pending or _rows_lost(record, index) or found.remaining:
         return False

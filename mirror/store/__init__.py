@@ -1,5 +1,11 @@
-"""The on-disk store: where files go in DEST, the Parquet manifest, the destination lock, and the one
-atomic write (``atomic_file``) every durable file goes through."""
+"""The on-disk store: everything a destination holds and how it is written.
+
+Where files go in DEST (``layout``), the Parquet manifest (``rows``, ``manifest``, ``scan``,
+``index``, ``compaction``), the destination lock, the one atomic write (``atomic``) every durable
+file goes through, the one append-only record log (``records``) with its two record types
+(``reservations``, ``submissions``), each selection's last complete walk (``selections``) and the
+detectors' verdicts (``verdicts``). The state modules import from here, never the reverse, so
+``import mirror.store`` stays cheap."""
 
 from mirror.store.atomic import atomic_file, write_atomic
 from mirror.store.compaction import compact

@@ -103,10 +103,9 @@ class ManifestWriter:
     def seal(self) -> None:
         """Convert the buffered rows to Arrow, kept until ``write_sealed`` puts them in a part.
 
-        Mostly Python under the GIL, ~3 us a row: an async caller runs this on the event loop (a
-        5,000-row part holds it ~15 ms) and only ``write_sealed`` in a worker thread. A thread
-        holding the GIL makes the loop wait up to the 5 ms switch interval after each of its system
-        calls; converting parts in the thread made a 10,000-item sync ~30% slower.
+        Mostly Python under the GIL: an async caller runs this on the event loop and only
+        ``write_sealed`` in a worker thread, which was faster than converting in the thread
+        (docs/design.md).
         """
         if self._files:
             self._sealed.append(table_from_files(self._files))

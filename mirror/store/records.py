@@ -1,8 +1,8 @@
 """Append-only JSON-lines records in ``.state``: one ``RecordLog``, two record types on it.
 
 A record is written *before* the act it announces (a reservation, an upload), so after any kill
-the next run knows what may have happened. The reservation journal (``engine/journal.py``) and
-each detector's submission ledger (``detectors/ledger.py``) are the two kinds; each says how its
+the next run knows what may have happened. The reservations (``store/reservations.py``) and
+each detector's submissions (``store/submissions.py``) are the two kinds; each says how its
 records replay into what is still live, and the log does the rest:
 
 * ``append`` writes a batch of lines with one ``os.write`` on an ``O_APPEND`` descriptor, so after

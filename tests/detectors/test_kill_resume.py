@@ -15,13 +15,12 @@ from mirror.detectors import DeepfakeDetectionOptions, open_scores, run_score
 from mirror.store import open_manifest
 
 SCRIPT = """
-import sys, anyio
+import asyncio, sys
 from mirror.config import Retries
 from mirror.detectors import DeepfakeDetectionOptions, run_score
 options = DeepfakeDetectionOptions.from_env(poll_interval=0.05, deadline=60)
-report = anyio.run(lambda: run_score(sys.argv[1], "deepfake-detection", concurrency=4, rate_limit=100000,
-                                     options=options,
-                                     retries=Retries(attempts=3, backoff=0.01, max_backoff=0.1)))
+report = asyncio.run(run_score(sys.argv[1], "deepfake-detection", concurrency=4, rate_limit=100000,
+                               options=options, retries=Retries(attempts=3, backoff=0.01, max_backoff=0.1)))
 print(report.summary_line())
 """
 

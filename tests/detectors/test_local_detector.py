@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import textwrap
 from pathlib import Path
@@ -67,16 +68,15 @@ async def test_bytes_input_filters_and_failures(mirrored: Path, user_module: str
 
 
 def test_bad_specs_are_usage_errors(user_module: str, tmp_path: Path) -> None:
-    import anyio
     for spec in ("python:nosuchmodule_xyz:f", f"python:{user_module}:missing", "python:justmodule", "nope"):
         with pytest.raises(UsageError):
             load_detector(spec)
     dest = Layout.prepare(tmp_path / "m").dest
     with pytest.raises(UsageError, match="filter"):
-        anyio.run(lambda: run_score(dest, f"python:{user_module}:by_path", filters={"colour": ("x",)}))
+        asyncio.run(run_score(dest, f"python:{user_module}:by_path", filters={"colour": ("x",)}))
     # a folder that is not a mirror is refused, and left as it was
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(DestinationError, match="not a mirror folder"):
-        anyio.run(lambda: run_score(plain, f"python:{user_module}:by_path"))
+        asyncio.run(run_score(plain, f"python:{user_module}:by_path"))
     assert list(plain.iterdir()) == []

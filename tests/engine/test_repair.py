@@ -8,7 +8,7 @@ import urllib.request
 from mirror_testkit import Account, all_items, cli, do_sync
 
 import mirror
-from mirror.engine.journal import Journal, read_pending
+from mirror.store.reservations import ReservationLog, read_pending
 
 BENCH = "synthetic-face-v1"
 
@@ -86,7 +86,7 @@ async def test_repair_leaves_an_unanswered_reservation_of_an_interrupted_sync_fo
     fakes = sorted(i["id"] for i in all_items(emulator, account, kind="fake"))
     unanswered, answered = fakes[0], fakes[1]
     _buy(emulator, account, answered)             # its answer came: owned, charged
-    journal = Journal(dest / ".state" / "journal.jsonl")
+    journal = ReservationLog(dest / ".state" / "journal.jsonl")
     journal.reserving(unanswered, BENCH, "t1")         # killed before the answer: never reached the server
     journal.reserving(answered, BENCH, "t2")
     journal.reserved(answered, charged=True)

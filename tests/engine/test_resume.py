@@ -15,12 +15,12 @@ import mirror
 from mirror.api.client import MargenClient
 from mirror.config import ApiKey, Limits
 from mirror.engine.fetch import Fetcher
-from mirror.engine.journal import Journal, read_pending
-from mirror.engine.report import SyncReport
+from mirror.engine.outcome import SyncReport
 from mirror.engine.reserve import Budget, Reserver, idempotency_key
 from mirror.engine.run import Pipeline, _Work
 from mirror.ratelimit import RateLimiter
 from mirror.store import Layout, ManifestIndex
+from mirror.store.reservations import ReservationLog, read_pending
 
 
 def _count_files(dest) -> int:
@@ -68,7 +68,7 @@ async def test_sigkill_at_several_points_resumes_with_one_charge_per_item(emulat
 
 async def _stage(emulator, account, dest):
     layout = Layout.prepare(dest)
-    journal = Journal(layout.state / "journal.jsonl")
+    journal = ReservationLog(layout.state / "journal.jsonl")
     client = MargenClient(ApiKey(account.key), emulator.url, limiter=RateLimiter(100_000),
                           timeouts=FAST_TIMEOUTS, retries=FAST_RETRIES)
     fetcher = Fetcher(layout, Limits(concurrency=2), FAST_TIMEOUTS, FAST_RETRIES)
@@ -116,7 +116,7 @@ async def test_paid_but_unwritten_items_are_fetched_free_on_the_next_run(emulato
     assert emulator.admin.ledger(account.name)["charge_count"] == 5 + report.charged
     rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
     assert all(rows[i["id"]]["charged"] for i in items), "rows remember the earlier run paid"
-    assert not Journal(layout.state / "journal.jsonl").pending
+    assert not ReservationLog(layout.state / "journal.jsonl").pending
 
 
 async def test_a_reservation_whose_answer_was_lost_is_sent_again_with_its_own_key(emulator, account, tmp_path):
@@ -147,7 +147,7 @@ async def test_a_reservation_whose_answer_was_lost_is_sent_again_with_its_own_ke
     rows = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}
     assert all(rows[i["id"]]["charged"] for i in items), "every one of them was paid for"
     assert all((dest / rows[i["id"]]["path"]).read_bytes() == emulator.admin.image_bytes(i["id"]) for i in items)
-    assert not Journal(layout.state / "journal.jsonl").pending
+    assert not ReservationLog(layout.state / "journal.jsonl").pending
 
 
 async def test_answers_ride_with_the_next_record_and_a_kill_that_loses_them_costs_nothing(emulator, account,
@@ -216,7 +216,7 @@ async def test_an_older_versions_unanswered_reservation_is_finished_free(emulato
     assert emulator.admin.ledger(account.name)["charge_count"] == 1 + report.charged, "not paid twice"
     row = {r["id"]: r for r in mirror.open_manifest(dest).to_table().to_pylist()}[lost["id"]]
     assert (dest / row["path"]).read_bytes() == emulator.admin.image_bytes(lost["id"])
-    assert not Journal(layout.state / "journal.jsonl").pending
+    assert not ReservationLog(layout.state / "journal.jsonl").pending
 
 
 async def test_an_image_a_killed_run_left_half_written_is_removed_by_the_next_sync(emulator, account, tmp_path):
@@ -230,7 +230,7 @@ async def test_an_image_a_killed_run_left_half_written_is_removed_by_the_next_sy
     half = folder / ".0123456789ab-41.part"
     half.write_bytes(b"\xff\xd8\xff half a JPEG")
     pending = next(i for i in all_items(emulator, account) if i["id"] not in {r["id"] for r in rows})
-    journal = Journal(dest / ".state" / "journal.jsonl")
+    journal = ReservationLog(dest / ".state" / "journal.jsonl")
     journal.reserving(pending["id"], pending["benchmark"], "tok")      # killed before the answer came
     journal.close()
 

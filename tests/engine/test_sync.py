@@ -148,9 +148,9 @@ async def test_an_unreadable_manifest_file_is_named_and_moving_it_away_brings_it
     its items for free."""
     import pytest
 
-    from mirror.engine.status import read_status
-    from mirror.engine.verify import verify_files
     from mirror.errors import DestinationError
+    from mirror.inspect.status import read_status
+    from mirror.inspect.verify import verify_files
 
     dest = tmp_path / "m"
     first = await do_sync(emulator, account, dest)

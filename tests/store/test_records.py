@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mirror.engine.journal import Journal, read_pending
 from mirror.store.records import replay_records
+from mirror.store.reservations import ReservationLog, read_pending
 
 
 def test_replay_skips_torn_foreign_and_incomplete_lines(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_replay_skips_torn_foreign_and_incomplete_lines(tmp_path: Path) -> None:
 
 def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    journal = Journal(path)
+    journal = ReservationLog(path)
     journal.reserving("paid", "bench", "tok-paid")
     journal.reserved("paid", charged=True)
     journal.reserving("unanswered", "bench", "tok-unanswered")
@@ -37,7 +37,7 @@ def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
     assert set(again) == {"paid", "unanswered"}
     assert again["unanswered"].token == "tok-unanswered" and again["paid"].token == "tok-paid"
     assert len(path.read_text().splitlines()) == 3
-    reopened = Journal(path)
+    reopened = ReservationLog(path)
     assert reopened.unanswered_token("unanswered") == "tok-unanswered"
     assert reopened.unanswered_token("paid") is None           # answered: a new reservation gets a new key
     reopened.close()
@@ -45,7 +45,7 @@ def test_a_killed_runs_journal_replays_what_is_pending(tmp_path: Path) -> None:
 
 def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    journal = Journal(path)                                    # none yet: created empty
+    journal = ReservationLog(path)                                    # none yet: created empty
     assert path.read_text() == "" and not journal.pending
     journal.reserving("a", "bench", "tok-a")
     journal.reserved("a", charged=True)
@@ -58,7 +58,7 @@ def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tm
     with path.open("a") as fh:                                 # an older version's finished journal
         fh.write('{"op":"reserve","id":"b","b":null}\n{"op":"reserved","id":"b","charged":true}\n'
                  '{"op":"done","id":"b"}\n')
-    journal = Journal(path)
+    journal = ReservationLog(path)
     assert path.read_text() == "" and not journal.pending
     journal.reserving("c", "bench", "tok-c")                            # appends from the start of the emptied file
     journal.close()
@@ -67,9 +67,9 @@ def test_a_journal_with_nothing_pending_is_emptied_in_place_and_keeps_working(tm
 
 
 def test_a_ledger_holds_its_detectors_lock_and_replays_an_older_versions_file(tmp_path: Path) -> None:
-    from mirror.detectors.ledger import Ledger
     from mirror.errors import LockHeldError
     from mirror.store import Layout
+    from mirror.store.submissions import SubmissionLog
 
     layout = Layout.prepare(tmp_path / "dest")
     path = layout.state / "scores" / "synthetiq.jsonl"
@@ -77,17 +77,17 @@ def test_a_ledger_holds_its_detectors_lock_and_replays_an_older_versions_file(tm
     path.write_text('{"op":"submit","sha":"a","id":"i-a","t":1.0}\n{"op":"job","sha":"a","job":"j-a","t":1.1}\n'
                     '{"op":"submit","sha":"b","id":"i-b","t":1.2}\n{"op":"submit","sha":"c","id":"i-c"}\n'
                     '{"op":"forget","sha":"c"}\n{"op":"job","sha":"b","jo')           # killed mid-write
-    ledger = Ledger(layout, "synthetiq")
+    ledger = SubmissionLog(layout, "synthetiq")
     assert {sha: (e.item_id, e.job) for sha, e in ledger.entries.items()} == {"a": ("i-a", "j-a"), "b": ("i-b", None)}
     assert path.read_text().splitlines() == ['{"op": "submit", "sha": "a", "id": "i-a"}',
                                              '{"op": "job", "sha": "a", "job": "j-a"}',
                                              '{"op": "submit", "sha": "b", "id": "i-b"}']     # compacted on open
     with pytest.raises(LockHeldError, match="another scoring run for synthetiq"):
-        Ledger(layout, "synthetiq")
-    other = Ledger(layout, "deepfake-detection")           # another detector's run may share DEST
+        SubmissionLog(layout, "synthetiq")
+    other = SubmissionLog(layout, "deepfake-detection")           # another detector's run may share DEST
     other.close()
     ledger.submitted("b", "j-b")
     ledger.close()
-    again = Ledger(layout, "synthetiq")                    # the lock went with the closed log
+    again = SubmissionLog(layout, "synthetiq")                    # the lock went with the closed log
     assert again.entries["b"].job == "j-b"
     again.close()
