@@ -414,8 +414,8 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
                   "this machine (the server shares its two cores with the mirror and the emulator).", ""]
         lines += _table(["local disk img/s", "s3 img/s", "bare PUT img/s", "s3 / bare PUT", "target", "met",
                          "s3 CPU ms/img"],
-                        [[o["disk_ips"], o["s3_ips"], o["put_ips"], o["ratio"], "≥ 0.8", _met(o["ratio"], 0.8),
-                          o["s3_cpu_ms"]]])
+                        [[o["disk_ips"], o["s3_ips"], o["put_ips"] or "failed", o["ratio"] or "n/a", "≥ 0.8",
+                          _met(o["ratio"], 0.8) if o["ratio"] else "n/a", o["s3_cpu_ms"]]])
     prof = figures.get("profile")
     if prof:
         lines += ["", "## Profile of the mirror", "",
