@@ -522,6 +522,57 @@ def render_only(output: Path) -> int:
     return 0
 
 
+def bench_objectstore(data: Path, work: Path, items: int, concurrency: int) -> dict:
+    """§6: the mirror into a local S3 server (SeaweedFS, as in the tests) against the same mirror into
+    a local folder, and against a bare loop PUTting the same JPEGs with the same client (obstore) at
+    the same concurrency: the store's ceiling here. Target: S3 mirror ≥ 0.8 of that ceiling."""
+    sys.path.insert(0, str(HERE.parent / "tests" / "objectstore"))
+    from seaweed import SeaweedS3
+    log(f"object store: {items:,} items, concurrency {concurrency}")
+    server = SeaweedS3(work / "seaweedfs")
+    server.start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    os.environ["MARGEN_MIRROR_STATE"] = str(work / "s3-state")
+    try:
+        from pyarrow import fs
+        fs.S3FileSystem(endpoint_override=server.endpoint, scheme="http", region="us-east-1",
+                        allow_bucket_creation=True).create_dir("bench")
+        with emulator(data, items) as emu:
+            warm(emu, work, concurrency)
+            key, _ = emu.key()
+            local = work / "dest-objectstore-local"
+            disk = mirror_run(emu, key, work, local, concurrency)
+            key, _ = emu.key()
+            s3 = mirror_run(emu, key, work, Path("s3://bench/mirror"), concurrency)
+            put = None
+            for _ in range(2):   # once, under pytest on a loaded box, this worker aborted (-6, no output)
+                try:
+                    put = run_worker("put", emu, "", work, "--src", str(local / "images"), "--bucket", "bench",
+                                     "--concurrency", str(concurrency))
+                    break
+                except RuntimeError as exc:
+                    log(f"  bare PUT loop failed: {str(exc).splitlines()[0]}")
+            discard(local)
+    finally:
+        server.stop()
+        os.environ.pop("MARGEN_MIRROR_STATE", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(work / "seaweedfs", ignore_errors=True)
+    put_ips = ips(put["items"], put["put_s"]) if put else None
+    out = {"items": items, "concurrency": concurrency, "disk_ips": ips(disk["items"], disk["wall_s"]),
+           "s3_ips": ips(s3["items"], s3["wall_s"]), "put_ips": put_ips,
+           "s3_cpu_ms": 1000 * s3["cpu_s"] / max(s3["items"], 1)}
+    out["ratio"] = out["s3_ips"] / put_ips if put_ips else None      # None: no ceiling was measured
+    log(f"  disk {out['disk_ips']:.0f}/s, s3 {out['s3_ips']:.0f}/s, bare PUT {put_ips or 0:.0f}/s "
+        f"(ratio {out['ratio'] or 0:.2f})")
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for CI (about a minute)")
@@ -586,6 +637,8 @@ def main() -> int:
         figures["scale"], figures["noop"] = bench_scale(data, work, sizes["scale"], sizes["noop"], c)
         probes["§6"] = cpu_probe()
         figures["ray"] = bench_ray_section(data, work, sizes["ray_items"], c)
+        probes["§7"] = cpu_probe()
+        figures["objectstore"] = bench_objectstore(data, work, sizes["ceiling"], c)
         probes["end"] = cpu_probe()
         if a.scale_max and not a.quick:
             figures["scale"]["note"] = (f"Sizes above {a.scale_max:,} were left out (--scale-max), so this is not "

@@ -406,6 +406,17 @@ def render(figures: dict[str, Any], history: list[str], command: str) -> str:
     if s.get("note"):
         lines += ["", s["note"]]
     lines += ray_lines(figures.get("ray"))
+    o = figures.get("objectstore")
+    if o:
+        lines += ["", "## 7. Object store", "",
+                  f"`sync --dest s3://…` into a local SeaweedFS server, {o['items']:,} items at concurrency "
+                  f"{o['concurrency']}, against the same sync into a local folder and against a bare loop that PUTs "
+                  "the same JPEGs with the same client (obstore) at the same concurrency: the store's ceiling on "
+                  "this machine (the server shares its two cores with the mirror and the emulator).", ""]
+        lines += _table(["local disk img/s", "s3 img/s", "bare PUT img/s", "s3 / bare PUT", "target", "met",
+                         "s3 CPU ms/img"],
+                        [[o["disk_ips"], o["s3_ips"], o["put_ips"] or "failed", o["ratio"] or "n/a", "≥ 0.8",
+                          _met(o["ratio"], 0.8) if o["ratio"] else "n/a", o["s3_cpu_ms"]]])
     prof = figures.get("profile")
     if prof:
         lines += ["", "## Profile of the mirror", "",

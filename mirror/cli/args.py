@@ -82,8 +82,15 @@ def add_selection(p: argparse.ArgumentParser, *, dest_required: bool) -> None:
 
 
 def mirrored_dest(dest: str) -> Path:
-    """DEST of a verb that reads a mirror (status, verify, compact): a typo must not read as "all ok"."""
-    path = Path(dest).expanduser()
+    """DEST of a verb that reads a mirror (status, verify, compact): a typo must not read as "all ok".
+
+    An ``s3://`` DEST must hold a manifest (returned as a Path that ``url_scheme`` still recognises);
+    any other URL is refused in one line."""
+    from mirror.store.destination import local_dest, url_scheme
+    if url_scheme(dest) == "s3":
+        from mirror.store.objectstore import remote_mirror
+        return Path(remote_mirror(dest))
+    path = local_dest(dest)
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "does not exist"
         raise UsageError(f"{dest} {what}: nothing is mirrored there; check the path (sync creates a destination)")

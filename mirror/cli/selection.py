@@ -10,6 +10,7 @@ from pathlib import Path
 from mirror.config import Limits
 from mirror.errors import UsageError
 from mirror.jobs import Selection, SyncJob, load_job_file, parse_filter_words
+from mirror.store.destination import sync_dest
 
 __all__ = ["job_from_args"]
 
@@ -26,7 +27,7 @@ def job_from_args(args: argparse.Namespace, *, need_dest: bool) -> SyncJob:
                           lineage=args.lineage or base.lineage,
                           distinct_identities=args.distinct_identities or base.distinct_identities,
                           include_metadata=args.include_metadata or base.include_metadata)
-    dest = Path(args.dest).expanduser() if args.dest else (job.dest if job else None)
+    dest = sync_dest(args.dest) if args.dest else (job.dest if job else None)
     if dest is None:
         if need_dest:
             raise UsageError("sync needs --dest FOLDER (or a job file with dest = \"FOLDER\")")

@@ -27,7 +27,7 @@ from mirror.api.deadlines import TimedSession
 from mirror.api.models import Download
 from mirror.api.retry import attempt_loop
 from mirror.config import Limits, Retries, Timeouts
-from mirror.engine.place import Body, Placer, StoredFile
+from mirror.engine.place import Body, Placer, Sink, StoredFile
 from mirror.errors import IntegrityError
 from mirror.store import Layout
 
@@ -45,7 +45,7 @@ class UrlExpired(Exception):
 
 class Fetcher:
     def __init__(self, layout: Layout, limits: Limits, timeouts: Timeouts, retries: Retries,
-                 pool: aiohttp.BaseConnector | None = None) -> None:
+                 pool: aiohttp.BaseConnector | None = None, sink: Sink | None = None) -> None:
         self.layout = layout
         self.limits = limits
         self.timeouts = timeouts
@@ -53,7 +53,7 @@ class Fetcher:
         self._pool = pool           # borrowed (its owner closes it) or None: a pool of our own
         self._session: aiohttp.ClientSession | None = None
         self._http = TimedSession()
-        self._placer = Placer(layout)
+        self._placer: Sink = sink if sink is not None else Placer(layout)    # a bucket's sink, or the disk
 
     async def __aenter__(self) -> Fetcher:
         self._session = await self._http.open(

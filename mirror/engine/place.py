@@ -40,12 +40,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from mirror.errors import IntegrityError
 from mirror.store import Layout, partial_image_path, resolve_inside
 
-__all__ = ["Placer", "StoredFile", "Body", "INLINE_BYTES", "SLOW_FILE_S"]
+__all__ = ["Placer", "Sink", "StoredFile", "Body", "check_jpeg", "INLINE_BYTES", "SLOW_FILE_S"]
 
 INLINE_BYTES = 2**20      # hashing 1 MiB takes ~0.7 ms: the most one file may hold up the loop
 SLOW_FILE_S = 0.0003      # a small file's create+write+rename slower than this is slow (local disk: ~0.03 ms)
@@ -75,6 +75,16 @@ class StoredFile:
     sha256: str
     width: int
     height: int
+
+
+class Sink(Protocol):
+    """Where verified bytes go: the local folder (``Placer``) or a bucket (``engine.objectsink``)."""
+
+    on_loop: bool
+
+    def temp_path(self) -> Path: ...
+
+    async def place(self, relpath: str, body: Body) -> StoredFile: ...
 
 
 class Placer:

@@ -27,9 +27,11 @@ from mirror.api.client import MargenClient
 from mirror.api.models import Catalog, Page
 from mirror.config import ApiKey, Limits, Retries, Timeouts
 from mirror.engine.fetch import Fetcher
+from mirror.engine.objectsink import ObjectSink
 from mirror.engine.outcome import PlanReport, RepairReport, SyncReport
 from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, page_params, probe, unowned
+from mirror.engine.place import Sink
 from mirror.engine.reserve import Budget, Reserver, new_token
 from mirror.engine.run import Pipeline, ProgressHook
 from mirror.engine.tasks import alongside, to_the_end, until_stopped
@@ -39,6 +41,8 @@ from mirror.inspect.verify import RepairTarget
 from mirror.jobs import Selection, SyncJob
 from mirror.ratelimit import RateLimiter
 from mirror.store import DestLock, Layout, ManifestIndex, compact, recover
+from mirror.store.destination import shown_dest, url_scheme
+from mirror.store.remote import RemoteDest
 from mirror.store.reservations import ReservationLog
 from mirror.store.selections import SelectionRecord, SelectionStates
 
@@ -65,8 +69,9 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
         selection, _ = await resolve_selection(client, job.selection)
         found = await probe(client, selection)
         usage = await client.usage()
-        here = await asyncio.to_thread(count_local, layout, selection) if found is not None else None
-        return PlanReport(selection=selection.describe(), dest=str(job.dest), tier=usage.tier,
+        where = shown_dest(job.dest) if url_scheme(job.dest) else layout    # a bucket: read where it is
+        here = await asyncio.to_thread(count_local, where, selection) if found is not None else None
+        return PlanReport(selection=selection.describe(), dest=shown_dest(job.dest), tier=usage.tier,
                           matching=found.total_matching if found else None, mirrored_here=here,
                           owned=found.owned if found else None,
                           to_charge=(0 if usage.tier == "test" else found.remaining) if found else None,
@@ -75,16 +80,40 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
 
 
 @contextlib.asynccontextmanager
-async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, ReservationLog]]:
-    """Lock DEST, finish whatever a killed run left half-done, and load what is already here."""
-    layout = Layout.prepare(dest)
-    with DestLock(layout):
+async def _open_dest(dest: Path) -> AsyncIterator[tuple[Layout, ManifestIndex, ReservationLog, Sink | None]]:
+    """Lock DEST, finish whatever a killed run left half-done, and load what is already here.
+
+    A DEST in a bucket (``s3://…``, see ``store.remote``) is locked in the bucket too, its manifest
+    pulled into the local working folder first and pushed back at the end; the sink puts images there."""
+    remote = RemoteDest.open(dest) if url_scheme(dest) else None
+    layout = Layout.prepare(remote.layout.dest if remote else dest)
+    with DestLock(layout), (remote.locked() if remote else contextlib.nullcontext()):
         journal = ReservationLog(layout.state / "journal.jsonl")
         try:
-            index = await to_the_end(asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending)))
-            yield layout, index, journal
+            if remote is None:
+                index = await to_the_end(asyncio.to_thread(_load_dest, layout, cut_short=bool(journal.pending)))
+                yield layout, index, journal, None
+                return
+            index = await to_the_end(asyncio.to_thread(_load_remote, remote))
+            try:
+                yield layout, index, journal, ObjectSink(remote)
+            except BaseException:
+                with contextlib.suppress(MirrorError):    # what is placed is pushed by the next run
+                    await to_the_end(asyncio.to_thread(remote.push_manifest))
+                raise
+            await to_the_end(asyncio.to_thread(remote.push_manifest))
         finally:
             journal.close()
+
+
+def _load_remote(remote: RemoteDest) -> ManifestIndex:
+    """A remote DEST's manifest (the bucket's and the working copy's), less rows whose object is gone."""
+    recover(remote.layout)
+    remote.layout.clean_tmp()
+    remote.pull_manifest()
+    index = ManifestIndex.load(remote.layout)
+    index.drop_missing_files(remote.layout, exists=remote.present_images().__contains__)
+    return index
 
 
 def _load_dest(layout: Layout, *, cut_short: bool) -> ManifestIndex:
@@ -109,7 +138,7 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     status ``interrupted`` (exit code 130); the next run resumes it.
     """
     started = time.monotonic()
-    report = SyncReport(selection=job.selection.describe(), dest=str(job.dest))
+    report = SyncReport(selection=job.selection.describe(), dest=shown_dest(job.dest))
     try:
         run = SyncRun(job, api_key=api_key, base_url=base_url, report=report, timeouts=timeouts, retries=retries,
                       progress=progress, on_total=on_total)
@@ -149,6 +178,7 @@ class SyncRun:
         self.index: ManifestIndex       # what DEST already holds, by item id
         self.journal: ReservationLog    # the reservations paid for and not yet in the manifest
         self.states: SelectionStates    # each selection's last complete walk (the shortcut's record)
+        self.sink: Sink | None          # where a bucket DEST's images go (None: the local Placer)
 
     async def run(self) -> None:
         """``/catalog`` and (on a first walk) the first page are asked for together. A new DEST is
@@ -156,7 +186,7 @@ class SyncRun:
         one is opened (locked, recovered, its manifest loaded) while the answer is on its way. The walk
         waits for ``/catalog`` to accept the selection before anything is reserved."""
         job, report = self.job, self.report
-        state = Layout(job.dest).state
+        state = RemoteDest.open(job.dest).layout.state if url_scheme(job.dest) else Layout(job.dest).state
         known = SelectionStates(state / "selections.json") if state.is_dir() else None     # read only, not locked
         async with _client(job, self.api_key, self.base_url, self.timeouts, self.retries) as client:
             self.client = client
@@ -166,7 +196,7 @@ class SyncRun:
                     assert resolving is not None
                     if known is None:
                         await resolving          # not a mirror yet: a refused run creates nothing
-                    async with _open_dest(job.dest) as (self.layout, self.index, self.journal):
+                    async with _open_dest(job.dest) as (self.layout, self.index, self.journal, self.sink):
                         here, finished = len(self.index), False
                         self.states = SelectionStates(self.layout.state / "selections.json")
                         try:
@@ -205,7 +235,8 @@ class SyncRun:
             self.on_total(self.outlook(found))
         budget = Budget(job.max_credits)
         reserver = Reserver(client, self.journal, budget)
-        async with Fetcher(self.layout, job.limits, self.timeouts, self.retries, pool=client.pool) as fetcher:
+        async with Fetcher(self.layout, job.limits, self.timeouts, self.retries, pool=client.pool,
+                           sink=self.sink) as fetcher:
             pipeline = Pipeline(layout=self.layout, client=client, fetcher=fetcher, journal=self.journal, index=index,
                                 reserver=reserver, report=report, concurrency=job.limits.concurrency,
                                 progress=self.progress)
@@ -279,17 +310,20 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
     """
     started = time.monotonic()
     job = SyncJob(selection=Selection(), dest=dest, limits=limits)
-    report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=str(dest))
-    async with _open_dest(dest) as (layout, index, journal), \
+    report = RepairReport(selection=f"repair of {len(bad)} item(s)", dest=shown_dest(dest))
+    async with _open_dest(dest) as (layout, index, journal, sink), \
             _client(job, api_key, base_url, timeouts, retries) as client:
         refused = await _not_owned(client, bad)
         report.not_owned = sorted(refused)
         owned = {item_id: target for item_id, target in bad.items() if item_id not in refused}
-        for item_id in owned:         # damaged copies go first, so the index forgets them too
-            entry = index.get(item_id)
-            if entry is not None:
-                (layout.dest / entry.path).unlink(missing_ok=True)
-        index.drop_missing_files(layout)
+        # damaged copies go first, so the index forgets them too (in a bucket the new PUT replaces each whole)
+        damaged = {entry.path for item_id in owned if (entry := index.get(item_id)) is not None}
+        if sink is None:
+            for relpath in damaged:
+                (layout.dest / relpath).unlink(missing_ok=True)
+            index.drop_missing_files(layout)
+        else:
+            index.drop_missing_files(layout, exists=lambda relpath: relpath not in damaged)
         for item_id, target in owned.items():
             if item_id not in journal.pending:
                 journal.reserving(item_id, target.benchmark, new_token())   # pending: its reservation is free
@@ -297,7 +331,7 @@ async def run_repair(dest: Path, bad: dict[str, RepairTarget], *, limits: Limits
         # An interrupted sync's reservation whose answer never came may not have reached the server:
         # finishing it could buy it, so it is left pending for the next sync.
         answered = {item_id for item_id, entry in journal.pending.items() if entry.charged is not None}
-        async with Fetcher(layout, limits, timeouts, retries, pool=client.pool) as fetcher:
+        async with Fetcher(layout, limits, timeouts, retries, pool=client.pool, sink=sink) as fetcher:
             pipeline = Pipeline(layout=layout, client=client, fetcher=fetcher, journal=journal, index=index,
                                 reserver=reserver, report=report, concurrency=limits.concurrency,
                                 pending_only=answered | owned.keys())

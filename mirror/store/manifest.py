@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
 from mirror.store.atomic import atomic_file, fsync_dir
+from mirror.store.destination import url_scheme
 from mirror.store.layout import Layout, destination_error
 from mirror.store.rows import MANIFEST_SCHEMA, FileRow, checked, table_from_files
 
@@ -152,6 +153,9 @@ def open_manifest(dest: Path | str) -> ds.Dataset:
     """
     import pyarrow.dataset as ds  # for readers only: a sync never needs it (~15 MB of RSS)
 
+    if url_scheme(dest) is not None:      # s3://bucket/prefix: read over the bucket; others refused
+        from mirror.store.objectstore import open_remote_manifest
+        return open_remote_manifest(str(dest))
     files = manifest_files(Layout(Path(dest)))
     for path in files:          # a footer that cannot be read is named here, not deep in a scan
         try:

@@ -17,6 +17,11 @@ def register(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def _compact(dest: Path, given: str) -> tuple[dict[str, Any], list[str]]:
     from mirror.store import Layout, compact
+    from mirror.store.destination import url_scheme
 
-    rows = compact(Layout(dest))
+    if url_scheme(dest):                 # s3://…: pulled, compacted and pushed under the bucket's lock
+        from mirror.store.remote import RemoteDest
+        rows = RemoteDest.open(dest).compact()
+    else:
+        rows = compact(Layout(dest))
     return {"dest": given, "rows": rows}, [f"{given}: manifest compacted, {rows} rows"]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from mirror.cli.verbs import Subparsers
 from mirror.errors import EXIT_OK
+from mirror.store.destination import local_dest
 
 __all__ = ["register", "run"]
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mirror.cli.output import emit
     from mirror.evaluation import build_report  # matplotlib is imported only when a report is asked for
 
-    folder = build_report(Path(args.dest), args.detector, args.name)
+    folder = build_report(local_dest(args.dest), args.detector, args.name)
     doc = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     headlines = {name: r["headline"]["sentence"] for name, r in doc["results"].items()}
     lines = list(headlines.values()) + [f"report: {folder / 'report.html'} (also report.md, metrics.json)"]

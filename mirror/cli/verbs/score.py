@@ -21,6 +21,7 @@ from mirror.detectors import registry
 from mirror.detectors.options import DeepfakeDetectionOptions, DetectorOptions
 from mirror.errors import EXIT_OK, UsageError
 from mirror.jobs import parse_filter_words
+from mirror.store.destination import check_local_dest
 
 __all__ = ["register", "options_from_args", "run"]
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from mirror.detectors.history import history_path, import_history
     from mirror.detectors.scoring import run_score
 
+    check_local_dest(args.dest)
     retries = Retries() if args.retries is None else dataclasses.replace(Retries(), attempts=args.retries)
     timeouts = Timeouts() if args.timeout is None else dataclasses.replace(Timeouts(), api=args.timeout)
     if args.import_history:

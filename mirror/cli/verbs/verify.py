@@ -26,9 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from mirror.config import Limits, load_api_key, resolve_base_url
     from mirror.errors import EXIT_OK, EXIT_PARTIAL
     from mirror.inspect.verify import verify_files
+    from mirror.store.destination import url_scheme
 
     dest = mirrored_dest(args.dest)
-    report = verify_files(dest)
+    if url_scheme(dest):
+        from mirror.inspect.verify_remote import verify_objects
+        report = asyncio.run(verify_objects(dest))
+    else:
+        report = verify_files(dest)
     if args.repair and report.bad:
         from mirror.engine.sync import run_repair
 
