@@ -523,7 +523,7 @@ def render_only(output: Path) -> int:
 
 
 def bench_objectstore(data: Path, work: Path, items: int, concurrency: int) -> dict:
-    """§6: the mirror into a local S3 server (SeaweedFS, as in the tests) against the same mirror into
+    """§7: the mirror into a local S3 server (SeaweedFS, as in the tests) against the same mirror into
     a local folder, and against a bare loop PUTting the same JPEGs with the same client (obstore) at
     the same concurrency: the store's ceiling here. Target: S3 mirror ≥ 0.8 of that ceiling."""
     sys.path.insert(0, str(HERE.parent / "tests" / "objectstore"))

@@ -84,7 +84,9 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
         assert [r["items"] for r in figures["scale"]["tmpfs_runs"]] == [runs[0]["items"], runs[-1]["items"]]
         assert "again with DEST on tmpfs" in text and "On tmpfs, CPU per image ×" in text
     probes = figures["cpu_probe_ms"]
-    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "§6", "end"}
+    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "§6", "§7", "end"}
+    store = figures["objectstore"]
+    assert store["s3_ips"] > 0 and store["disk_ips"] > 0 and "## 7. Object store" in text
     assert all(isinstance(ms, float) and ms > 0 for ms in probes.values())
     probe_line = next(line for line in text.splitlines() if line.startswith("- CPU probe"))
     assert all(f"{where} " in probe_line for where in probes)
