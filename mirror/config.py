@@ -119,8 +119,7 @@ class Limits:
     """How hard a run may push: API requests per minute for the key, and requests in flight.
 
     ``concurrency`` is how many items are in flight at once, each being reserved or fetched by a
-    worker of its own. An item costs two round trips, so 128 keeps ~2,500 images/s flowing at
-    25 ms per request (a far API); the rate limit, not this, paces the API side.
+    worker of its own (an item costs two round trips); the rate limit, not this, paces the API side.
     """
 
     rate_limit: float = 60.0        # the API's documented default per-key limit
@@ -131,9 +130,8 @@ class Limits:
     def connections(self) -> int:
         """Connections in the pool the API client and the storage fetcher share: one per worker
         (a worker holds one at a time: it reserves, then fetches), plus a few for the page walker and
-        the probe. Half as many was no faster on loopback at 0 ms (2,000 and 10,000 items, within
-        noise), and at 20 ms per request it was 6% slower on 500 items: a run starts with every
-        worker reserving at once, and half of them waited for a connection."""
+        the probe: a run starts with every worker reserving at once (fewer was slower:
+        docs/design.md)."""
         return self.concurrency + 4
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from mirror.config import Limits
 from mirror.errors import UsageError
+from mirror.store.destination import check_sync_dest, sync_dest
 
 __all__ = ["Selection", "SyncJob", "parse_filter_words", "load_job_file"]
 
@@ -96,6 +97,7 @@ class SyncJob:
     def __post_init__(self) -> None:
         if self.max_credits is not None and self.max_credits < 0:
             raise UsageError("--max-credits must be zero or more")
+        check_sync_dest(self.dest)           # a URL is not a relative folder named "s3:"
 
 
 def parse_filter_words(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -142,7 +144,7 @@ def load_job_file(path: str | Path) -> SyncJob:
                 raise UsageError(f"{key} must be more than 0, not {value}; leave it out for its default")
         limits = Limits(rate_limit=Limits.rate_limit if rate is None else float(rate),
                         concurrency=Limits.concurrency if concurrency is None else concurrency)
-        return SyncJob(selection=selection, dest=Path(doc["dest"]).expanduser(),
+        return SyncJob(selection=selection, dest=sync_dest(doc["dest"]),
                        max_credits=_opt(doc, "max_credits", int, path), limits=limits)
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from mirror.config import ApiKey, Limits, Timeouts, load_api_key, resolve_base_url
 from mirror.engine.outcome import PlanReport, SyncReport
 from mirror.engine.sync import run_plan, run_sync
 from mirror.jobs import Selection, SyncJob
+from mirror.store.destination import sync_dest
 
 __all__ = ["sync", "sync_blocking", "plan"]
 
@@ -25,7 +25,7 @@ def _job(dest: str | os.PathLike[str] | SyncJob, benchmark: str | None, filters:
     values = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in (filters or {}).items()}
     selection = Selection(benchmark=benchmark, filters=values, lineage=lineage,
                           distinct_identities=distinct_identities, include_metadata=include_metadata)
-    return SyncJob(selection=selection, dest=Path(dest), max_credits=max_credits, limits=limits or Limits())
+    return SyncJob(selection=selection, dest=sync_dest(dest), max_credits=max_credits, limits=limits or Limits())
 
 
 def _key(api_key: str | ApiKey | None, api_key_file: str | os.PathLike[str] | None) -> ApiKey:

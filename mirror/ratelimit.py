@@ -20,9 +20,8 @@ configured, or the server is shedding load):
   shedding, not as a limit, so spurious bursts cannot talk the limiter down to a crawl;
 - a full window has room again when its oldest success leaves it, which the limiter knows: from
   the lockout on, a pause ends then (plus a little jitter) if the doubled back-off would run past
-  it. Told twice the limit, the back-off has doubled to 16-48 s by then: 32 simulated callers sat
-  idle 12.6 s after their window reopened. This shortcut is taken once per streak: a 429 after it
-  means someone else fills the window, and the back-off goes on doubling;
+  it (rather than idling well past the reopening: docs/design.md). This shortcut is taken once per
+  streak: a 429 after it means someone else fills the window, and the back-off goes on doubling;
 - successes climb back quickly to just under the estimated limit, then probe past it by about
   5 % a minute, so a limiter told too high a limit converges in one episode and rarely meets it
   again, and one hit by a passing burst of 429s recovers within seconds.

@@ -1,4 +1,4 @@
-"""Section 6 of ``scripts/bench.py``: a whole corpus through a bulk release, against per image and a bare loop.
+"""Section 8 of ``scripts/bench.py``: a whole corpus through a bulk release, against per image and a bare loop.
 
 * Wall time of an N-item corpus through ``sync --source release`` at a key rate of 60/min and
   600/min, each run for real (a fresh account), against the per-image sync at the same rate. The
@@ -104,7 +104,7 @@ def release_lines(figures: dict[str, Any]) -> list[str]:
     r = figures.get("release")
     if not r:
         return []
-    lines = ["", "## 6. Bulk release", "",
+    lines = ["", "## 8. Bulk release", "",
              f"A {r['items']:,}-item corpus ({r['parts']:,} parts, {fmt(r['mb'], 0)} MB) through `sync --source "
              "release` (a fresh account each run) against the per-image sync at the same key rate. The "
              "per-image times are computed, not run: `2 + ⌈N/500⌉ + N` API calls at the rate section 3 achieved "

@@ -406,6 +406,18 @@ def render(figures: dict[str, Any], history: list[str], command: str, extra: lis
                       f"{s['tmpfs_runs'][0]['items']:,} to {s['tmpfs_runs'][-1]['items']:,} items."]
     if s.get("note"):
         lines += ["", s["note"]]
+    lines += ray_lines(figures.get("ray"))
+    o = figures.get("objectstore")
+    if o:
+        lines += ["", "## 7. Object store", "",
+                  f"`sync --dest s3://…` into a local SeaweedFS server, {o['items']:,} items at concurrency "
+                  f"{o['concurrency']}, against the same sync into a local folder and against a bare loop that PUTs "
+                  "the same JPEGs with the same client (obstore) at the same concurrency: the store's ceiling on "
+                  "this machine (the server shares its two cores with the mirror and the emulator).", ""]
+        lines += _table(["local disk img/s", "s3 img/s", "bare PUT img/s", "s3 / bare PUT", "target", "met",
+                         "s3 CPU ms/img"],
+                        [[o["disk_ips"], o["s3_ips"], o["put_ips"] or "failed", o["ratio"] or "n/a", "≥ 0.8",
+                          _met(o["ratio"], 0.8) if o["ratio"] else "n/a", o["s3_cpu_ms"]]])
     lines += extra or []
     prof = figures.get("profile")
     if prof:
@@ -417,6 +429,29 @@ def render(figures: dict[str, Any], history: list[str], command: str, extra: lis
     lines += history or ["(no full run yet)"]
     lines += ["", FIGURES_START, json.dumps(figures, indent=1, sort_keys=True), "-->", ""]
     return "\n".join(lines)
+
+
+def ray_lines(r: dict[str, Any] | None) -> list[str]:
+    """Section 6 (``scripts/bench_ray.py``): in-process vs Ray with 1 and 2 workers; nothing for older figures."""
+    if not r:
+        return []
+    n = r["items"]
+    rows = [["in-process (threads)", "—", r["in_process_s"], n / r["in_process_s"], 1000 * r["in_process_s"] / n]]
+    rows += [["Ray", x["workers"], x["wall_s"], n / x["wall_s"], 1000 * x["wall_s"] / n] for x in r["runs"]]
+    return ["", "## 6. Scale out on Ray", "",
+            f"`score` with a CPU-bound local detector (`scripts/bench_ray.py`: a fixed amount of numpy work per "
+            f"image, {fmt(r['model_ms'])} ms when called directly, holding the GIL) over {n:,} mirrored images, "
+            "from scratch each time, each in a fresh process: in-process (its thread pool), then `run_score_ray` "
+            f"on a local Ray cluster ({r['cores']} CPUs, started once in {fmt(r['ray_init_s'])} s, not counted) "
+            f"with 1 and 2 workers, batches of {r['batch_size']}. A Ray run's time includes its actor pool's start.",
+            "", *_table(["case", "workers", "wall s", "img/s", "ms/img"], rows),
+            "", f"From 1 to 2 workers: **{fmt(r['speedup'])}×** (target ≥ {r['target']}×: "
+            f"{_met(r['speedup'], r['target'])}). Ray's overhead per image over calling the model directly: "
+            f"**{fmt(r['overhead_ms'])} ms** (the 1-worker run's {fmt(1000 * r['runs'][0]['wall_s'] / n)} ms per "
+            f"image less the model's {fmt(r['model_ms'])} ms: reading and hashing each file, the verdict rows, "
+            f"Ray's batches and the pool's start spread over the images); over the in-process run: "
+            f"{fmt(r.get('over_in_process_ms'))} ms. The driver took {fmt(r['runs'][-1].get('driver_cpu_ms'))} ms "
+            "of CPU per image (receiving and writing the verdicts)."]
 
 
 def now_iso() -> str:

@@ -19,6 +19,7 @@ The API key comes from ``MARGEN_API_KEY``, never from the command line.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import json
@@ -142,6 +143,29 @@ def _sdk(url: str, key: str, out_dir: str) -> dict:
     return {"items": len(saved), "bytes": sum(os.path.getsize(p) for p in saved), "listed": len(picks)}
 
 
+def _jpegs(src: str) -> list[bytes]:
+    return [Path(root, name).read_bytes() for root, _, names in os.walk(src) for name in names
+            if name.endswith(".jpg")]
+
+
+async def _put(bodies: list[bytes], bucket: str, concurrency: int) -> dict:
+    """The object store's ceiling: PUT ``bodies`` (the JPEGs of a mirror, read before the clock
+    starts) with the sync's own client, obstore, at the mirror's concurrency."""
+    import obstore
+    from obstore.store import S3Store
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    store = S3Store(bucket, client_options={"allow_http": endpoint.startswith("http://")})
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, body: bytes) -> None:
+        async with gate:
+            await obstore.put_async(store, f"bare/{i}.jpg", body, use_multipart=False)
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+    return {"items": len(bodies), "bytes": sum(map(len, bodies)), "put_s": time.perf_counter() - started}
+
+
 def _mirror(argv: list[str]) -> dict:
     from mirror.cli import main
 
@@ -156,7 +180,9 @@ def _mirror(argv: list[str]) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=("bare", "sdk", "mirror", "bare-release"))
+    p.add_argument("mode", choices=("bare", "sdk", "mirror", "put", "bare-release"))
+    p.add_argument("--src", help="put: folder of JPEGs to PUT")
+    p.add_argument("--bucket", help="put: bucket to PUT into (credentials and endpoint from AWS_*)")
     p.add_argument("--url", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--concurrency", type=int, default=32)
@@ -166,24 +192,23 @@ def main() -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     a = p.parse_args(argv[:cut])
     rest = argv[cut + 1:]              # mirror: the CLI arguments after ``--``
-    key = os.environ["MARGEN_API_KEY"]
+    key = os.environ.get("MARGEN_API_KEY", "")
     # Imports happen before the clock starts: start-up cost is reported by the parent separately.
     if a.mode == "bare":
-        import asyncio
-
         import aiohttp  # noqa: F401
         run = lambda: asyncio.run(_bare(a.url, key, a.concurrency, 500))  # noqa: E731
+    elif a.mode == "put":
+        import obstore  # noqa: F401
+        run = lambda: asyncio.run(_put(_jpegs(a.src), a.bucket, a.concurrency))  # noqa: E731
     elif a.mode == "bare-release":
-        import asyncio
-
-        from aiohttp import client as _client  # noqa: F401
         from pyarrow import parquet as _parquet  # noqa: F401
         run = lambda: asyncio.run(_bare_release(a.url, key, a.dest))  # noqa: E731
     elif a.mode == "sdk":
         import margen.ergonomics  # noqa: F401
         run = lambda: _sdk(a.url, key, a.dest)  # noqa: E731
     else:
-        import mirror.cli.verbs  # noqa: F401
+        import mirror.cli
+        import mirror.engine.sync  # noqa: F401
         run = lambda: _mirror(rest)  # noqa: E731
     profiler = None
     if a.profile:

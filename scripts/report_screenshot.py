@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mirror.cli.demo import run_demo
+from mirror.cli.verbs.demo import run_demo
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -1,9 +1,7 @@
 """Total deadlines for every request in flight, kept by one watchdog instead of a timer each.
 
-aiohttp's ``ClientTimeout(total=...)`` schedules a loop timer for each request and cancels it
-when the answer is in: with thousands of requests a second, that (and the cancelled handles the
-event loop then sweeps out of its heap) cost ~8 us of client CPU per request, about 5% of a sync
-at the transport ceiling. Here a request only notes when it is due; one watchdog task wakes every
+Instead of a loop timer per request (aiohttp's ``ClientTimeout(total=...)``, too costly at
+thousands of requests a second: docs/design.md), a request only notes when it is due; one watchdog task wakes every
 ``tick`` seconds and cancels the tasks whose request is overdue, and ``Deadlines.limit`` turns that
 cancellation into ``TimeoutError``, the way ``asyncio.timeout`` does: it counts cancel requests
 (``Task.uncancel``), so a real cancellation from outside (Ctrl-C, a failing task group) still

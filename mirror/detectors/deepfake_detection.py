@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +28,7 @@ from mirror.detectors.base import (
     sniff_format,
 )
 from mirror.detectors.callback import CallbackListener
-from mirror.detectors.http import DetectorHttp
+from mirror.detectors.http import DetectorHttp, PolledDetector
 from mirror.detectors.options import DeepfakeDetectionOptions, Pacing
 from mirror.errors import TransportError, UsageError
 
@@ -39,7 +38,7 @@ _MAX_BYTES = 150 * 2**20
 _MIME = {"jpeg": "image/jpeg", "png": "image/png", "mp4": "video/mp4", "webm": "video/webm", "avi": "video/x-msvideo"}
 
 
-class DeepfakeDetectionDetector:
+class DeepfakeDetectionDetector(PolledDetector):
     name = "deepfake-detection"
     remote = True
     retry_rejected = False
@@ -47,19 +46,16 @@ class DeepfakeDetectionDetector:
     def __init__(self, http: DetectorHttp, *, request: dict[str, Any], url_mode: bool = False,
                  callback: CallbackListener | None = None, poll_interval: float = 1.0,
                  deadline: float = 600.0) -> None:
-        self.http = http
+        super().__init__(http, poll_interval=poll_interval, deadline=deadline)
         self.request = request
         self.url_mode = url_mode
         self.callback = callback
-        self.poll_interval = poll_interval
-        self.deadline = deadline
 
     @classmethod
     def open(cls, options: DeepfakeDetectionOptions, pacing: Pacing) -> DeepfakeDetectionDetector:
         """The adapter for ``options``, its requests paced by ``pacing``."""
-        http = DetectorHttp(options.url, options.token, {"Authorization": f"Bearer {options.token.reveal()}"},
-                            rate_limit=pacing.rate_limit, timeouts=pacing.timeouts, retries=pacing.retries,
-                            connections=pacing.concurrency + 2)
+        http = DetectorHttp.paced(options.url, options.token,
+                                  {"Authorization": f"Bearer {options.token.reveal()}"}, pacing)
         callback = None
         if options.callback:
             callback = CallbackListener(port=options.callback_port, public_base=options.callback_public_url)
@@ -120,7 +116,7 @@ class DeepfakeDetectionDetector:
         return uuid
 
     async def wait(self, job: str, media: Media) -> Verdict:
-        give_up = time.monotonic() + self.deadline
+        give_up = self.give_up_at()
         while True:
             item: dict[str, Any] | None = None
             if self.callback is not None:
@@ -132,8 +128,7 @@ class DeepfakeDetectionDetector:
                 return parse_item(item)
             if status == "failed":
                 raise DetectorFailed(f"deepfake-detection failed: {str(item.get('error_message') or '')[:200]}")
-            if time.monotonic() > give_up:
-                raise DetectorFailed(f"no verdict after {self.deadline:.0f} s; run again to keep polling")
+            self.overdue(give_up, "deepfake-detection")
             if self.callback is None:
                 await asyncio.sleep(self.poll_interval)
 

@@ -10,6 +10,7 @@ certainly did not take it (the connection never opened, a 429, a 503); any other
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,8 @@ import aiohttp
 
 from mirror.api.retry import Retry, Throttled, attempt_loop, describe, retry_after
 from mirror.config import Retries, Timeouts
-from mirror.detectors.base import SubmissionUnknown, Token
+from mirror.detectors.base import DetectorFailed, SubmissionUnknown, Token
+from mirror.detectors.options import Pacing
 from mirror.errors import EXIT_AUTH, MirrorError, TransportError
 from mirror.ratelimit import RateLimiter
 
@@ -66,6 +68,13 @@ class DetectorHttp:
         self._headers = {"User-Agent": _USER_AGENT, **headers}
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def paced(cls, base_url: str, token: Token, headers: dict[str, str], pacing: Pacing) -> DetectorHttp:
+        """The session a remote adapter opens for one run: ``pacing``'s rate, deadlines and retries,
+        and a connection for every file in flight plus two for polls."""
+        return cls(base_url, token, headers, rate_limit=pacing.rate_limit, timeouts=pacing.timeouts,
+                   retries=pacing.retries, connections=pacing.concurrency + 2)
 
     async def __aenter__(self) -> DetectorHttp:
         self._session = aiohttp.ClientSession(
@@ -134,3 +143,23 @@ def _error_text(answer: Response) -> str:
             return json.dumps(body["errors"])[:200]
     return answer.body[:120].decode("utf-8", "replace").replace("\n", " ")
 
+
+class PolledDetector:
+    """What every remote adapter shares: its paced session, how often it polls a job and for how long.
+
+    ``overdue`` is the one deadline rule: a job past it is left to the next run, which polls it
+    again instead of submitting the file twice (the submission log still names it).
+    """
+
+    def __init__(self, http: DetectorHttp, *, poll_interval: float = 1.0, deadline: float = 600.0) -> None:
+        self.http = http
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+
+    def give_up_at(self) -> float:
+        return time.monotonic() + self.deadline
+
+    def overdue(self, give_up: float, who: str) -> None:
+        """Raise ``DetectorFailed`` once ``give_up`` has passed."""
+        if time.monotonic() > give_up:
+            raise DetectorFailed(f"{who} had no verdict after {self.deadline:.0f} s; run again to keep polling")

@@ -3,8 +3,8 @@
 Manifest rows (optionally filtered) are grouped by the file's sha256, the key of everything
 here: identical bytes under two item ids are submitted once and get a row each. A file whose
 newest row is ``ok`` (or ``rejected``, unless ``pad`` may now accept it) is skipped. For the
-rest, the submission ledger decides: a recorded job is polled, an upload cut short by a kill is
-reconciled with the service, and only a file the ledger has never seen is uploaded, after its
+rest, the submission log decides: a recorded job is polled, an upload cut short by a kill is
+reconciled with the service, and only a file the submission log has never seen is uploaded, after its
 ``submit`` record is on disk. The files go through the client's one worker pool
 (``engine/workers.py``); rows are flushed as Parquet parts every few seconds and once more on the
 way out, whatever stops the run.
@@ -117,27 +117,18 @@ async def run_score(dest: str | Path, detector: str, *, filters: dict[str, tuple
         raise DestinationError(f"{dest} is not a mirror folder: run sync first")
     layout = Layout.prepare(dest)
     report = ScoreReport(detector=det.name, dest=str(layout.dest))
-    groups = await asyncio.to_thread(_select, layout, filters or {})
-    report.selected = sum(len(g.ids) for g in groups)
-    final = await asyncio.to_thread(latest_status, layout.dest, det.name)
-    todo = []
-    for group in groups:
-        status = final.get(group.sha256)
-        if status == "ok" or (status == "rejected" and not det.retry_rejected):
-            report.skipped_already += len(group.ids)
-        else:
-            todo.append(group)
-    ledger = SubmissionLog(layout, det.name) if det.remote else None
+    todo = await asyncio.to_thread(_to_score, layout, filters or {}, det, report)
+    submission_log = SubmissionLog(layout, det.name) if det.remote else None
     try:
         async with det, _signer(options.signed_urls(), timeouts, retries) as signer:
-            run = _Run(layout, det, ledger, signer, report, concurrency)
+            run = _Run(layout, det, submission_log, signer, report, concurrency)
             try:
                 await run.run(todo)
             finally:
                 report.requests = getattr(getattr(det, "http", None), "requests", 0)
     finally:
-        if ledger is not None:
-            ledger.close()
+        if submission_log is not None:
+            submission_log.close()
         report.elapsed_s = round(time.monotonic() - started, 3)
     report.status = "partial" if report.failed else "complete"
     return report
@@ -163,6 +154,22 @@ async def _signer(source: SignedUrls | None, timeouts: Timeouts, retries: Retrie
         yield sign
 
 
+def _to_score(layout: Layout, filters: dict[str, tuple[str, ...]], det: Detector, report: ScoreReport) -> list[_Group]:
+    """The selected files without a final row yet (``ok``, or ``rejected`` unless ``pad`` may now accept
+    them); counts the selection and the skipped items into ``report``. ``score --ray`` decides with it too."""
+    groups = _select(layout, filters)
+    report.selected = sum(len(g.ids) for g in groups)
+    final = latest_status(layout.dest, det.name)
+    todo = []
+    for group in groups:
+        status = final.get(group.sha256)
+        if status == "ok" or (status == "rejected" and not det.retry_rejected):
+            report.skipped_already += len(group.ids)
+        else:
+            todo.append(group)
+    return todo
+
+
 def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]:
     """The manifest's newest row per id, filtered (OR within a key, AND across), grouped by sha256."""
     unknown = sorted(set(filters) - set(_FILTERABLE))
@@ -184,15 +191,17 @@ def _select(layout: Layout, filters: dict[str, tuple[str, ...]]) -> list[_Group]
 
 
 class _Run:
-    def __init__(self, layout: Layout, detector: Detector, ledger: SubmissionLog | None, signer: Signer | None,
-                 report: ScoreReport, concurrency: int) -> None:
+    def __init__(self, layout: Layout, detector: Detector, submission_log: SubmissionLog | None, signer: Signer | None,
+                 report: ScoreReport, concurrency: int,
+                 write_rows: Callable[[list[dict[str, Any]]], object] | None = None) -> None:
         self.layout = layout
         self.detector = detector
-        self.ledger = ledger
+        self.submission_log = submission_log
         self.signer = signer
         self.report = report
         self.concurrency = concurrency
-        self._writer = ScoresWriter(layout, detector.name, run_id=uuid.uuid4().hex[:12])
+        # a distributed run's worker hands its rows to the driver, which writes them (mirror.cluster)
+        self._write = write_rows or ScoresWriter(layout, detector.name, run_id=uuid.uuid4().hex[:12]).write
         self._rows: list[dict[str, Any]] = []
         self._flush_lock = asyncio.Lock()
 
@@ -242,22 +251,22 @@ class _Run:
         signer = self.signer
         signed_url = (lambda: signer(group.ids[0], group.benchmark)) if signer is not None else None
         media = Media(group.ids[0], group.sha256, path, signed_url)
-        det, ledger = self.detector, self.ledger
-        entry = ledger.entries.get(group.sha256) if ledger is not None else None
-        if ledger is not None and entry is not None:
+        det, submission_log = self.detector, self.submission_log
+        entry = submission_log.entries.get(group.sha256) if submission_log is not None else None
+        if submission_log is not None and entry is not None:
             job = entry.job or await det.reconcile(media)
             if job is None:
                 raise SubmissionUnknown("an earlier run was stopped while uploading this file and the service "
                                         "cannot say whether it arrived; it is not sent again")
             if entry.job is None:
-                ledger.submitted(group.sha256, job)
+                submission_log.submitted(group.sha256, job)
             self.report.resumed += 1
             return await det.wait(job, media)
         prepared = await asyncio.to_thread(det.prepare, media)
-        if ledger is None:
+        if submission_log is None:
             self.report.submissions += 1
             return await det.wait(await det.submit(prepared), media)
-        ledger.submitting(group.sha256, group.ids[0])
+        submission_log.submitting(group.sha256, group.ids[0])
         try:
             job = await det.submit(prepared)
         except SubmissionUnknown:
@@ -266,9 +275,9 @@ class _Run:
                 raise
             job = found
         except (DetectorHttpError, TransportError):
-            ledger.not_taken(group.sha256)        # refused or never connected: nothing was kept
+            submission_log.not_taken(group.sha256)        # refused or never connected: nothing was kept
             raise
-        ledger.submitted(group.sha256, job)
+        submission_log.submitted(group.sha256, job)
         self.report.submissions += 1
         return await det.wait(job, media)
 
@@ -277,11 +286,11 @@ class _Run:
         async with self._flush_lock:
             rows, self._rows = self._rows, []
             if rows:
-                await asyncio.to_thread(self._writer.write, rows)
+                await asyncio.to_thread(self._write, rows)
 
     def _flush_sync(self) -> None:
         rows, self._rows = self._rows, []
-        self._writer.write(rows)
+        self._write(rows)
 
 
 def _sha256_file(path: Path) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +31,7 @@ from mirror.detectors.base import (
     as_float,
     sniff_format,
 )
-from mirror.detectors.http import DetectorHttp
+from mirror.detectors.http import DetectorHttp, PolledDetector
 from mirror.detectors.options import Pacing, SynthetiqOptions
 from mirror.store import write_atomic
 
@@ -51,26 +50,22 @@ _FAILED = {"failed", "failure", "error", "errored", "canceled", "cancelled", "ab
 _PAD_GREY = 128
 
 
-class SynthetiqDetector:
+class SynthetiqDetector(PolledDetector):
     name = "synthetiq"
     remote = True
 
     def __init__(self, http: DetectorHttp, *, pad: bool = False, processed_movie: bool = False,
                  poll_interval: float = 1.0, deadline: float = 600.0) -> None:
-        self.http = http
+        super().__init__(http, poll_interval=poll_interval, deadline=deadline)
         self.pad = pad
         self.retry_rejected = pad
         self.processed_movie = processed_movie
-        self.poll_interval = poll_interval
-        self.deadline = deadline
 
     @classmethod
     def open(cls, options: SynthetiqOptions, pacing: Pacing) -> SynthetiqDetector:
         """The adapter for ``options``, its requests paced by ``pacing``."""
-        http = DetectorHttp(options.url, options.token, {"Api-Token": options.token.reveal(),
-                                                         "accept": "application/json"},
-                            rate_limit=pacing.rate_limit, timeouts=pacing.timeouts, retries=pacing.retries,
-                            connections=pacing.concurrency + 2)
+        http = DetectorHttp.paced(options.url, options.token,
+                                  {"Api-Token": options.token.reveal(), "accept": "application/json"}, pacing)
         return cls(http, pad=options.pad, processed_movie=options.processed_movie,
                    poll_interval=options.poll_interval, deadline=options.deadline)
 
@@ -144,7 +139,7 @@ class SynthetiqDetector:
         handle = json.loads(job)
         route = handle["route"]
         params = {"pub_fake_detection_process_event_id": str(handle["event"]), "hash_": str(handle["hash_"])}
-        give_up = time.monotonic() + self.deadline
+        give_up = self.give_up_at()
         while True:
             body = (await self.http.call("GET", f"/api/v1/{route}/progress", params=params)).json()
             progress = str(body.get("progress") if isinstance(body, dict) else body).strip().lower()
@@ -152,8 +147,7 @@ class SynthetiqDetector:
                 break
             if progress in _FAILED:
                 raise DetectorFailed(f"synthetiq reported {progress!r} for this file")
-            if time.monotonic() > give_up:
-                raise DetectorFailed(f"synthetiq had no verdict after {self.deadline:.0f} s; run again to keep polling")
+            self.overdue(give_up, "synthetiq")
             await asyncio.sleep(self.poll_interval)
         values = await self.http.call("GET", f"/api/v1/{route}/values", params=params)
         text = values.body.decode("utf-8", "replace")

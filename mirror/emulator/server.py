@@ -180,11 +180,11 @@ def _keys_help() -> str:
             "their current balance")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``margen-mirror emulator`` command line (flags spelled out whole, like every verb's)."""
-    p = argparse.ArgumentParser(prog="margen-mirror emulator", allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_keys_help(),
-                                description="Run the local Margen Attack-Data API emulator on 127.0.0.1.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``margen-mirror emulator`` command line on ``p``: its flags, description and key list."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _keys_help()
+    p.description = "Run the local Margen Attack-Data API emulator on 127.0.0.1."
     p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--items", type=int, default=EmulatorConfig.items, help="corpus size of synthetic-face-v1")
     p.add_argument("--seed", type=int, default=0)
@@ -196,12 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-memory-mb", type=int, default=EmulatorConfig.image_cache_bytes // 2**20,
                    help="images kept in memory, in MiB; past it they are read back from the disk cache "
                         "through a thread pool (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``margen-mirror emulator`` command line (flags spelled out whole, like every verb's)."""
+    p = argparse.ArgumentParser(prog="margen-mirror emulator", allow_abbrev=False)
+    add_arguments(p)
     return p
 
 
-def _parse(argv: list[str] | None) -> EmulatorConfig:
-    p = build_parser()
-    a = p.parse_args(argv)
+def config_from_args(a: argparse.Namespace, p: argparse.ArgumentParser) -> EmulatorConfig:
+    """The configuration the parsed flags ask for; a value out of range is ``p.error``."""
     if a.items < 0 or not 0.0 <= a.fail_rate <= 1.0 or a.url_ttl < 1 or not 0 <= a.port < 65536 \
             or a.image_memory_mb < 0:
         p.error("--items >= 0, --fail-rate in [0, 1], --url-ttl >= 1, --port in [0, 65535], --image-memory-mb >= 0")
@@ -210,8 +215,17 @@ def _parse(argv: list[str] | None) -> EmulatorConfig:
                           image_cache_bytes=a.image_memory_mb * 2**20)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0."""
-    config = _parse(argv)
+def serve_config(config: EmulatorConfig) -> int:
+    """Serve ``config`` until SIGINT/SIGTERM, printing ``READY <url>`` and the keys; exit 0."""
     return serve_until_signal(lambda ready: serve(config, ready=ready, announce_keys=True), name="emulator",
                               where=f"127.0.0.1:{config.port}")
+
+
+def _parse(argv: list[str] | None) -> EmulatorConfig:
+    p = build_parser()
+    return config_from_args(p.parse_args(argv), p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``emulator`` command line on its own (``python -m mirror.emulator``): serve until SIGINT/SIGTERM."""
+    return serve_config(_parse(argv))

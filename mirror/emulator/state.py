@@ -9,7 +9,7 @@ from pathlib import Path
 from mirror.emulator.benchmarks import BENCHMARKS, FACES, PASSPORT
 from mirror.emulator.corpus import Corpus
 from mirror.emulator.faults import Faults, FaultSettings
-from mirror.emulator.images import ImageStore
+from mirror.emulator.image_store import ImageStore
 from mirror.emulator.ledger import Ledger
 from mirror.emulator.ratelimit import RateLimiter
 from mirror.emulator.signing import Signer

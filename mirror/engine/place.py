@@ -1,40 +1,29 @@
 """Stage 4: fetched bytes become a verified file at its final path, by atomic rename.
 
-Creating a small file in the page cache costs ~50 us, less than the thread hop it would take to
-do it elsewhere. A worker thread is no cheaper than that: it takes the GIL back after each of its
-five system calls (hash, open, write, close, rename), each time waiting up to the interpreter's
-5 ms switch interval while the event loop is busy, so in a 20 ms-latency sync a file waited
-15-40 ms to be placed, and the hand-offs cost ~40 us of CPU per file. So ``Placer`` places a
-body of up to ``INLINE_BYTES`` on the event loop, and times the file system's part of it
-(create, write, rename). A disk that cannot keep up (a network mount, dirty-page throttling, an
-ext4 scanning past recently deleted inodes on every create) must not stall every request in
-flight, and in a thread its kernel time runs beside the loop: once most recent files took longer
-than ``SLOW_FILE_S``, every later file of the run goes to a worker thread, as do bodies too big
-to place inline. Most, not one: a system call also waits whenever another thread holds the GIL,
-and a burst of those is not a slow disk.
+``Placer`` places a body of up to ``INLINE_BYTES`` on the event loop (cheaper than a thread hop)
+and times the file system's part of it (create, write, rename): once most recent files took
+longer than ``SLOW_FILE_S`` (a network mount, a throttled disk), every later file of the run goes
+to a worker thread, as do bodies too big to place inline, so a slow disk never stalls the
+requests in flight. Most, not one: a system call also waits whenever another thread holds the
+GIL, and a burst of those is not a slow disk.
 
 Both ways ``Placer`` group-commits: each ``place`` call queues its file and awaits a future. On the
-loop, one callback at the next loop turn places every file queued meanwhile (the bodies that
-arrived together), so those workers send their next reservations together rather than one per
-file written: the API then reads them in one wake-up and commits them in one ledger transaction.
-Measured at 10,000 items against the emulator, that took 30 us of client CPU and 26 us of
-emulator CPU off each image and raised the sync's rate ~9%, for one future per file. Off the
-loop, one drain task hands everything queued so far to a thread as a single batch and resolves
-the futures when it returns, so the hop is paid once per batch rather than once per image.
+loop, one callback at the next loop turn places every file queued meanwhile, so those workers
+send their next reservations together (one wake-up and one ledger transaction on the server).
+Off the loop, one drain task hands everything queued so far to a thread as a single batch.
 
 Either way each body is checked (size, JPEG start and end markers, width and height from the
 frame header, with Pillow as the fallback), hashed if the fetcher has not hashed it already,
-written to a hidden temp file in its own folder (``partial_image_path``: a rename within one
-folder is ~30 us cheaper on tmpfs, ~80 us on a disk, than one from ``.state/tmp``) and renamed
-into place. A body spilled to ``.state/tmp`` while it streamed is renamed from there. A file
+written to a hidden temp file in its own folder (``partial_image_path``) and renamed into place.
+A body spilled to ``.state/tmp`` while it streamed is renamed from there. Invariant: a file
 appears at its final path whole or not at all; a failure is that item's alone and never stops
 the rest of its batch. What a kill leaves half-written is removed at the next sync's start.
 
-This is the protocol of ``mirror.store.atomic`` (temp file, rename into place) specialised for
-images, deliberately without its two fsyncs per file: an fsync costs several times the rest of
-a small file's placement, paid thousands of times a second. A kill cannot tear an image; a power cut
-can leave one whose row says it is whole, which ``verify`` finds by its hash and ``verify --repair``
-fetches again, free.
+This is the protocol of ``mirror.store.atomic`` specialised for images, deliberately without its
+fsyncs: a kill cannot tear an image; a power cut can leave one whose row says it is whole, which
+``verify`` finds by its hash and ``verify --repair`` fetches again, free.
+
+Figures behind these choices: docs/design.md, "Performance decisions".
 """
 
 from __future__ import annotations
@@ -51,12 +40,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from mirror.errors import IntegrityError
 from mirror.store import Layout, partial_image_path, resolve_inside
 
-__all__ = ["Placer", "StoredFile", "Body", "INLINE_BYTES", "SLOW_FILE_S"]
+__all__ = ["Placer", "Sink", "StoredFile", "Body", "check_jpeg", "INLINE_BYTES", "SLOW_FILE_S"]
 
 INLINE_BYTES = 2**20      # hashing 1 MiB takes ~0.7 ms: the most one file may hold up the loop
 SLOW_FILE_S = 0.0003      # a small file's create+write+rename slower than this is slow (local disk: ~0.03 ms)
@@ -86,6 +75,16 @@ class StoredFile:
     sha256: str
     width: int
     height: int
+
+
+class Sink(Protocol):
+    """Where verified bytes go: the local folder (``Placer``) or a bucket (``engine.objectsink``)."""
+
+    on_loop: bool
+
+    def temp_path(self) -> Path: ...
+
+    async def place(self, relpath: str, body: Body) -> StoredFile: ...
 
 
 class Placer:

@@ -38,6 +38,7 @@ from mirror.engine.outlook import Outlook
 from mirror.engine.pages import Probe, probe
 from mirror.engine.release_parts import PartsRun
 from mirror.engine.release_plan import (
+    SOURCES,
     ReleasePlan,
     WayCosts,
     adds_reals,
@@ -57,9 +58,20 @@ from mirror.store import Layout, ManifestIndex, compact
 from mirror.store.reservations import Purchase, ReservationLog
 from mirror.store.selections import SelectionRecord, SelectionStates
 
-__all__ = ["Decision", "ReleaseRun", "ReleaseQuote", "decide", "evaluate"]
+__all__ = ["Decision", "ReleaseRun", "ReleaseQuote", "check_source", "decide", "evaluate"]
 
 _RETRYABLE = (TransportError, ServerError, RateLimited)
+
+
+def check_source(source: str, release: str | None, *, remote: str | None = None) -> None:
+    """UsageError for a ``--source``/``--release`` a sync cannot take (``remote``: DEST is a bucket)."""
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
+    if release is not None and source == "per-image":
+        raise UsageError("--release NAME pins a bulk release: add --source release (or auto)")
+    if source != "per-image" and remote is not None:
+        raise UsageError(f"--source {source} places files in a local DEST only for now; sync into {remote} "
+                         "with --source per-image")
 
 
 @dataclass(frozen=True)
@@ -73,13 +85,14 @@ class ReleaseQuote:
     here: int                        # how many of them DEST holds
 
 
-async def evaluate(client: MargenClient, layout: Layout, selection: Selection, *, source: str, release: str | None,
+async def evaluate(client: MargenClient, where: Layout | str, selection: Selection, *, source: str, release: str | None,
                    counted: Probe | None, here: int | None, tier: str, balance: int | None, limits: Limits,
                    max_credits: int | None) -> tuple[ReleasePlan, ReleaseQuote | None]:
     """Both ways for ``selection`` and the one ``source`` takes, asking nothing that buys.
 
     ``counted``: the selection's own ``exclude_owned`` counts, when already asked (then a release of
-    the same images needs no second count); ``here``: its images in DEST."""
+    the same images needs no second count); ``here``: its images in DEST (``where``: a folder or a
+    bucket URL)."""
     matching = counted.total_matching if counted else None
     to_charge = (0 if tier == "test" else counted.remaining) if counted else None
     per_image = per_image_costs(matching, here, to_charge, limits.rate_limit)
@@ -98,7 +111,7 @@ async def evaluate(client: MargenClient, layout: Layout, selection: Selection, *
         else:
             selections = release_selections(selection, filters)
             counts = counted if counted is not None and len(selections) == 1 else await quote(client, selections)
-            held = sum([await asyncio.to_thread(_count_here, layout, s) for s in selections])
+            held = sum([await asyncio.to_thread(_count_here, where, s) for s in selections])
             found = ReleaseQuote(plan.release or "", filters, selections, counts, held)
             plan = replace(plan, release_costs=WayCosts.at_rate(max(0, counts.total_matching - held), counts.remaining,
                                                                 release_calls(len(selections)), limits.rate_limit))
@@ -145,6 +158,13 @@ class ReleaseRun:
     progress: Any = None                               # (images, bytes) placed, as a walk reports them
     on_total: Any = None                               # told what a purchase has ahead of it (an Outlook)
     seen: SeenIds = field(default_factory=SeenIds)     # ids this run gave a row, whichever purchase
+
+    @classmethod
+    def of(cls, run: Any) -> ReleaseRun:
+        """The release side of a ``sync.SyncRun`` whose DEST is open (its client, DEST, report, limits)."""
+        return cls(client=run.client, layout=run.layout, index=run.index, journal=run.journal, states=run.states,
+                   report=run.report, limits=run.job.limits, timeouts=run.timeouts, retries=run.retries,
+                   max_credits=run.job.max_credits, progress=run.progress, on_total=run.on_total)
 
     async def finish_purchases(self) -> bool:
         """Place what earlier runs bought and did not place (free re-pulls), before anything else.
@@ -285,11 +305,11 @@ class ReleaseRun:
         self.report.message = f"stopped: {reason}; nothing was bought"
 
 
-def _count_here(layout: Layout, selection: Selection) -> int:
-    """Rows of DEST's manifest in ``selection`` (0 for an empty DEST)."""
-    if not any(layout.manifest.glob("*.parquet")):
+def _count_here(where: Layout | str, selection: Selection) -> int:
+    """Rows of DEST's manifest in ``selection`` (0 for an empty DEST); ``where`` may be a bucket URL."""
+    if isinstance(where, Layout) and not any(where.manifest.glob("*.parquet")):
         return 0
-    return count_local(layout, selection)
+    return count_local(where, selection)
 
 
 def _values(listing: Release) -> str:

@@ -1,8 +1,8 @@
 """Which ids this run has already queued, in ~16 bytes per id instead of a Python string in a set.
 
-The walk must not queue an id twice (a server may repeat ids across pages, and journal-pending
-items are queued before the walk starts). A ``set[str]`` of every id was the largest thing a
-200,000-item run held (~23 MB), so ids are kept exactly in a small set only until ``FOLD_AT`` of
+The walk must not queue an id twice (a server may repeat ids across pages, and reservation-pending
+items are queued before the walk starts). A ``set[str]`` of every id was the largest thing a big
+run held (docs/design.md), so ids are kept exactly in a small set only until ``FOLD_AT`` of
 them have gathered, then folded into two sorted numpy arrays of their 128-bit BLAKE2b digests.
 Two different ids share a digest with probability ~n²/2¹²⁹ (about 10⁻²⁸ for a million ids): far
 rarer than a memory error, so a digest match counts as the same id.

@@ -19,10 +19,11 @@ __all__ = ["count_local"]
 _ALIASES = {"condition": "perturbation"}
 
 
-def count_local(layout: Layout, selection: Selection) -> int:
+def count_local(layout: Layout | str, selection: Selection) -> int:
+    """Rows of DEST's manifest that ``selection`` matches; ``layout`` may be an ``s3://`` URL."""
     import pyarrow.dataset as ds  # plan only: a sync never pays its import (~15 MB of RSS)
 
-    dataset = open_manifest(layout.dest)
+    dataset = open_manifest(layout if isinstance(layout, str) else layout.dest)
     names = set(dataset.schema.names)
     expr = ds.field("benchmark") == selection.benchmark
     attr_filters: dict[str, tuple[str, ...]] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror.store import Layout, open_manifest
+from mirror.store.destination import shown_dest, url_scheme
 from mirror.store.reservations import read_pending
 
 __all__ = ["StatusReport", "read_status"]
@@ -43,10 +44,12 @@ class StatusReport:
 
 
 def read_status(dest: str | Path) -> StatusReport:
+    """What DEST holds; DEST may be ``s3://bucket/prefix`` (its run state is not in the bucket)."""
+    remote = url_scheme(dest) is not None
     layout = Layout(Path(dest))
-    report = StatusReport(dest=str(dest))
+    report = StatusReport(dest=shown_dest(dest))
     cols = ["benchmark", "kind", "skin_tone", "gender", "perturbation", "generator", "bytes", "charged"]
-    table = open_manifest(layout.dest).to_table(columns=cols)
+    table = open_manifest(dest if remote else layout.dest).to_table(columns=cols)
     data = table.to_pydict()
     report.items = table.num_rows
     report.bytes = sum(b or 0 for b in data["bytes"])
@@ -56,5 +59,5 @@ def read_status(dest: str | Path) -> StatusReport:
     report.by_cell = dict(Counter(f"{s}/{g}" for s, g in zip(data["skin_tone"], data["gender"], strict=True)))
     report.by_perturbation = dict(Counter(data["perturbation"]))
     report.by_generator = dict(Counter(g for g in data["generator"] if g))
-    report.pending = len(read_pending(layout.state / "journal.jsonl"))
+    report.pending = 0 if remote else len(read_pending(layout.state / "journal.jsonl"))
     return report

@@ -3,7 +3,7 @@
 A reader (or the next run after a kill or a power cut) sees the old file or the new one, never
 a mix or a half: the data is on disk before the rename makes it visible, and the rename itself
 is on disk before the writer goes on. A failure anywhere removes the temp file and leaves the
-target as it was. Manifest parts, compacted manifests, detector scores, journals and ledgers
+target as it was. Manifest parts, compacted manifests, detector scores, reservation and submission logs
 when compacted, selection records, reports and detector outputs all go through ``atomic_file``.
 
 The temp file is created in ``temp_dir`` (default: beside the target; it must be on the same

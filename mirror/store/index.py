@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -109,8 +109,10 @@ class ManifestIndex:
         for chunk, start in zip(self._chunks, self._chunk_starts, strict=False):
             yield from chunk.filter(pa.array(held[start:start + len(chunk)])).to_pylist()
 
-    def drop_missing_files(self, layout: Layout) -> int:
+    def drop_missing_files(self, layout: Layout, exists: Callable[[str], bool] | None = None) -> int:
         """Forget ids whose file is no longer on disk, so a sync fetches them again (free: owned).
+
+        ``exists``: whether a relative path is there, for a DEST whose files are not on this disk.
 
         Reads the ``path`` column back a batch at a time and stats only the rows the index holds.
         """
@@ -123,7 +125,8 @@ class ManifestIndex:
                 wanted = np.flatnonzero(held[row:row + batch.num_rows])
                 relpaths = pc.take(batch.column(0), wanted, memory_pool=POOL).to_pylist()
                 missing = [offset for offset, relpath in zip(wanted.tolist(), relpaths, strict=True)
-                           if relpath is None or not os.path.isfile(os.path.join(dest, relpath))]
+                           if relpath is None or not (os.path.isfile(os.path.join(dest, relpath))
+                                                      if exists is None else exists(relpath))]
                 gone.append(np.asarray(missing, dtype=np.int64) + row)
                 row += batch.num_rows
         dropped = np.concatenate(gone) if gone else np.empty(0, dtype=np.int64)

@@ -78,9 +78,8 @@ def image_relpath(benchmark: str, source_real_id: str | None, item_id: str) -> s
 def partial_image_path(folder: str, token: str, serial: int) -> str:
     """Where an image is written before its rename into place: hidden, in its own folder.
 
-    A rename within one folder is the cheap kind: renaming from ``.state/tmp`` into the image's
-    folder cost ~30 us more per file on tmpfs and ~80 us more on a disk (it takes the file
-    system's rename lock), more than both HTTP requests of the item. Image names never start
+    A rename within one folder is the cheap kind (one from ``.state/tmp`` takes the file system's
+    rename lock; figures in docs/design.md). Image names never start
     with ".", so this name cannot be one; ``token`` is 12 hex digits (see ``_PARTIAL``).
     """
     return f"{folder}.{token}-{serial}.part"

@@ -31,7 +31,7 @@ class FileLock:
     """An exclusive, non-blocking ``flock`` on ``path`` (created if need be, never deleted).
 
     The one lock implementation: ``DestLock`` holds one on ``DEST/.state/lock`` for a run, and a
-    record log can hold one of its own (a detector's ledger, see ``store.records``).
+    record log can hold one of its own (a detector's submission log, see ``store.records``).
     """
 
     def __init__(self, path: Path) -> None:

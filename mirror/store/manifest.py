@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from mirror.errors import DestinationError
 from mirror.store.atomic import atomic_file, fsync_dir
+from mirror.store.destination import url_scheme
 from mirror.store.layout import Layout, destination_error
 from mirror.store.rows import MANIFEST_SCHEMA, FileRow, checked, table_from_files
 
@@ -102,10 +103,9 @@ class ManifestWriter:
     def seal(self) -> None:
         """Convert the buffered rows to Arrow, kept until ``write_sealed`` puts them in a part.
 
-        Mostly Python under the GIL, ~3 us a row: an async caller runs this on the event loop (a
-        5,000-row part holds it ~15 ms) and only ``write_sealed`` in a worker thread. A thread
-        holding the GIL makes the loop wait up to the 5 ms switch interval after each of its system
-        calls; converting parts in the thread made a 10,000-item sync ~30% slower.
+        Mostly Python under the GIL: an async caller runs this on the event loop and only
+        ``write_sealed`` in a worker thread, which was faster than converting in the thread
+        (docs/design.md).
         """
         if self._files:
             self._sealed.append(table_from_files(self._files))
@@ -153,6 +153,9 @@ def open_manifest(dest: Path | str) -> ds.Dataset:
     """
     import pyarrow.dataset as ds  # for readers only: a sync never needs it (~15 MB of RSS)
 
+    if url_scheme(dest) is not None:      # s3://bucket/prefix: read over the bucket; others refused
+        from mirror.store.objectstore import open_remote_manifest
+        return open_remote_manifest(str(dest))
     files = manifest_files(Layout(Path(dest)))
     for path in files:          # a footer that cannot be read is named here, not deep in a scan
         try:

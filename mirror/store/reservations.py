@@ -68,8 +68,7 @@ class ReservationLog:
         self._answers: list[str] = []     # "reserved" records not yet written (see the module docstring)
 
     def close(self) -> None:
-        """Stop appending and leave only what is still pending: a finished 200k-item run had left
-        600k lines for the next run to replay (~150 MB to read back at its start)."""
+        """Stop appending and leave only what is still pending, so the next run replays only that."""
         self._log.close(self._live())
 
     def unanswered_token(self, item_id: str) -> str | None:

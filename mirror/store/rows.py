@@ -2,9 +2,8 @@
 
 A sync records each placed file as a ``FileRow`` (a tuple, no conversion on the event loop) and
 the writer turns a whole part's worth into Arrow at once with ``table_from_files``: one list per
-column instead of a dict per row. For 10,000 items that was ~3 us a row against ~9 us for a dict
-each (``row_from_item``) plus ``Table.from_pylist``. ``row_from_item`` is the same conversion for
-one item, so there is one set of rules:
+column instead of a dict per row (a third of the cost: docs/design.md). ``row_from_item`` is the
+same conversion for one item, so there is one set of rules:
 
 * item fields listed in the schema are copied as text; a number or object the server sent in
   one of them is kept as its JSON text;
@@ -50,7 +49,7 @@ MANIFEST_SCHEMA = pa.schema(
 _FILE_COLUMNS = ("path", "bytes", "sha256", "width", "height", "charged", "downloaded_at")
 _KNOWN_ITEM_KEYS = frozenset(ITEM_COLUMNS) | {"attributes", "metadata", "object"}
 
-# One encoder for every row: json.dumps with options builds a new one per call, ~2 us each.
+# One encoder for every row: json.dumps with options builds a new one per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -26,10 +26,9 @@ __all__ = ["BATCH_ROWS", "POOL", "HashId", "Keys", "read_batches", "read_keys", 
 BATCH_ROWS = 8192
 HashId = Callable[[str], int]  # str -> int64; Python's hash() by default (per process, never stored)
 
-# The store's passes allocate and free a few MB per batch, over and over.  Measured at 200k rows,
-# pyarrow's default pool on Linux (mimalloc) kept about twice as much resident as the C library's
-# malloc for the same work, so everything the store allocates in bulk comes from this pool, and
-# its ``release_unused()`` (malloc_trim on glibc) hands freed pages back between passes.
+# The store's passes allocate and free a few MB per batch, over and over: everything the store
+# allocates in bulk comes from the C library's malloc (mimalloc kept twice as much resident; see
+# docs/design.md), and its ``release_unused()`` (malloc_trim on glibc) hands freed pages back.
 POOL = pa.system_memory_pool()
 
 _OLDEST = pa.scalar(np.iinfo(np.int64).min, pa.int64())   # typed: inferring a Python int's type imports dateutil

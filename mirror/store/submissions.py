@@ -74,7 +74,7 @@ class SubmissionLog:
 
 
 def _live(entries: dict[str, Entry]) -> Iterator[dict[str, object]]:
-    """One or two records per entry: the ledger stays proportional to what was ever submitted."""
+    """One or two records per entry: the log stays proportional to what was ever submitted."""
     for sha, entry in entries.items():
         yield {"op": "submit", "sha": sha, "id": entry.item_id}
         if entry.job is not None:

@@ -18,7 +18,8 @@ sys.path.insert(0, str(SCRIPTS))
 import bench_report  # noqa: E402
 
 SECTIONS = ["## 1. Against the official SDK", "## 2. Against the transport ceiling",
-            "## 3. Against the key's rate limit", "## 4. Resume and no-op", "## 5. Scale", "## 6. Bulk release",
+            "## 3. Against the key's rate limit", "## 4. Resume and no-op", "## 5. Scale", "## 6. Scale out on Ray",
+            "## 8. Bulk release",
             "## History"]
 _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?( ms)?$")
 _WORDS = {"yes", "**no**", "n/a", "—", ""}
@@ -56,12 +57,17 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
     assert history == ["- 2020-01-01 `abc1234` an earlier full run: kept"]
     for key in ("sdk_0ms.speedup", "sdk_20ms.speedup", "ceiling.ratio", "ceiling.mirror_cpu_ms", "rate.ratio",
                 "rate.throttled", "noop.api_calls", "noop.rss_mb", "scale.max_rss_mb", "scale.max_cpu_ms",
-                "scale.rss_growth", "scale.cpu_growth", "release.ratio", "release.mirror_cpu_ms",
-                "release.rss_growth"):
+                "scale.rss_growth", "scale.cpu_growth", "ray.speedup", "ray.model_ms", "ray.in_process_s",
+                "ray.ray_init_s", "release.ratio", "release.mirror_cpu_ms", "release.rss_growth"):
         value = bench_report.get(figures, key)
         assert isinstance(value, int | float) and value >= 0, (key, value)
     assert figures["noop"]["status"] == "up-to-date"
     assert [r["items"] for r in figures["scale"]["runs"]] == figures["sizes"]["scale"]
+    ray = figures["ray"]
+    assert ray["items"] == figures["sizes"]["ray_items"] and [r["workers"] for r in ray["runs"]] == [1, 2]
+    assert all(r["scored"] == ray["items"] for r in ray["runs"])
+    assert isinstance(ray["overhead_ms"], float)          # may be negative on a noisy quick run: not judged here
+    assert "From 1 to 2 workers: **" in text and "Ray's overhead per image" in text
     cells = _cells(text)
     assert len(cells) > 40
     for column, cell in cells:
@@ -79,10 +85,12 @@ def test_quick_run_writes_every_section_with_parsable_numbers(tmp_path: Path) ->
         assert [r["items"] for r in figures["scale"]["tmpfs_runs"]] == [runs[0]["items"], runs[-1]["items"]]
         assert "again with DEST on tmpfs" in text and "On tmpfs, CPU per image ×" in text
     probes = figures["cpu_probe_ms"]
-    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "§6", "end"}
+    assert set(probes) == {"§1 at 0 ms", "§1 at 20 ms", "§2", "§3", "§4-5", "§6", "§7", "§8", "end"}
+    store = figures["objectstore"]
+    assert store["s3_ips"] > 0 and store["disk_ips"] > 0 and "## 7. Object store" in text
     release = figures["release"]
     assert [w["rate"] for w in release["ways"]] == [60, 600] and all(w["release_s"] > 0 for w in release["ways"])
-    assert [r["items"] for r in release["rss"]] == figures["sizes"]["release_rss"]
+    assert [r["items"] for r in release["rss"]] == figures["sizes"]["release_rss"] and "## 8. Bulk release" in text
     assert all(isinstance(ms, float) and ms > 0 for ms in probes.values())
     probe_line = next(line for line in text.splitlines() if line.startswith("- CPU probe"))
     assert all(f"{where} " in probe_line for where in probes)

@@ -471,15 +471,16 @@ def _cli_main() -> int:
     """``chaos_scenarios.py cli API STORAGE CONNECT -- ARGS``: the CLI with shortened deadlines."""
     import functools
 
-    from mirror.cli import main, verbs
+    from mirror.cli import main
     from mirror.config import Retries, Timeouts
+    from mirror.engine import sync
     argv = sys.argv[2:]
     api, storage, connect = (float(v) for v in argv[:3])
     rest = argv[argv.index("--") + 1:]
     timeouts = Timeouts(api=api, storage=storage, connect=connect)
     retries = Retries(attempts=6, backoff=0.05, max_backoff=1.0, rate_limit_patience=120)
-    verbs.run_sync = functools.partial(verbs.run_sync, timeouts=timeouts, retries=retries)
-    verbs.run_plan = functools.partial(verbs.run_plan, timeouts=timeouts)
+    sync.run_sync = functools.partial(sync.run_sync, timeouts=timeouts, retries=retries)
+    sync.run_plan = functools.partial(sync.run_plan, timeouts=timeouts)
     return main(rest)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.cli.score import add_score_parser
+from mirror.cli.verbs.score import register as add_score_parser
 from mirror.detectors import (
     Adapter,
     DeepfakeDetectionOptions,
@@ -130,7 +130,7 @@ def test_a_new_adapter_registers_itself(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_demo_hands_credentials_to_the_options_not_the_environment(
         mirrored: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the demo scores, the detector tokens are nowhere in the process environment."""
-    from mirror.cli import demo
+    from mirror.cli.verbs import demo
 
     names = ("SYNTHETIQ_URL", "SYNTHETIQ_API_TOKEN", "DEEPFAKE_DETECTION_URL", "DEEPFAKE_DETECTION_TOKEN")
     for name in names:

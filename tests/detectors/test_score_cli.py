@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror.cli.score import add_score_parser, options_from_args, run_score_verb
+from mirror.cli.verbs.score import options_from_args
+from mirror.cli.verbs.score import register as add_score_parser
+from mirror.cli.verbs.score import run as run_score_verb
 from mirror.detectors import DeepfakeDetectionOptions, open_scores
 
 

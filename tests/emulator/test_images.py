@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from mirror.emulator import images
+from mirror.emulator.image_store import ImageStore
 from mirror.emulator.images import (
     FINGERPRINT_FREQS,
     GENDERS,
@@ -31,7 +32,6 @@ from mirror.emulator.images import (
     SCENES,
     SKIN_TONES,
     ImageSpec,
-    ImageStore,
     layer_of,
     render_jpeg,
     spec_digest,

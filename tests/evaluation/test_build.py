@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
 
-from mirror.cli.report import add_report_parser, run_report_verb
+from mirror.cli.verbs.report import register as add_report_parser
+from mirror.cli.verbs.report import run as run_report_verb
 from mirror.errors import UsageError
 from mirror.evaluation import build_report
 

@@ -28,6 +28,8 @@ class Counters:
     sha256 of the analysed bytes so "never submits the same file twice" is checkable; ``polls``
     counts status reads of unfinished or finished jobs; ``results_served`` counts responses that
     carried a finished result; ``rejected`` counts 4xx answers other than auth failures.
+    ``api_requests`` counts API requests let through, ``rate_limited`` those answered 429 by the
+    ``rate_limit``, and ``max_in_window`` the most let through in one rolling window.
     """
 
     submissions: int = 0
@@ -39,6 +41,9 @@ class Counters:
     callbacks_sent: int = 0
     callbacks_failed: int = 0
     injected_failures: int = 0
+    api_requests: int = 0
+    rate_limited: int = 0
+    max_in_window: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}

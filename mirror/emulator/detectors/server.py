@@ -91,26 +91,35 @@ _ENV = {"synthetiq": ("SYNTHETIQ_URL", "SYNTHETIQ_API_TOKEN"),
         "deepfake-detection": ("DEEPFAKE_DETECTION_URL", "DEEPFAKE_DETECTION_TOKEN")}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``margen-mirror detector-emulator`` command line (flags spelled out whole, like every verb's)."""
-    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator", allow_abbrev=False,
-                                description="Run a local detection-service emulator on 127.0.0.1.",
-                                epilog="once listening it prints READY http://127.0.0.1:PORT, then the variables "
-                                       "`margen-mirror score --detector SERVICE` reads (the demo token is printed; "
-                                       "a --token-file token is not)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``margen-mirror detector-emulator`` command line on ``p``: its flags and description."""
+    p.description = "Run a local detection-service emulator on 127.0.0.1."
+    p.epilog = ("once listening it prints READY http://127.0.0.1:PORT, then the variables "
+                "`margen-mirror score --detector SERVICE` reads (the demo token is printed; "
+                "a --token-file token is not)")
     p.add_argument("--service", required=True, choices=SERVICES)
     p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--token-file", type=Path, default=None, help="file holding the API token (default: demo token)")
     p.add_argument("--processing-seconds", type=float, default=0.3, help="how long every job stays processing")
     p.add_argument("--data-dir", type=Path, default=None, help="where processed movies are kept (default: memory)")
+    p.add_argument("--rate-limit", type=int, default=0, metavar="N",
+                   help="answer 429 past N API requests in any rolling --rate-window (default 0: no limit)")
+    p.add_argument("--rate-window", type=float, default=60.0, metavar="S", help="seconds (default 60)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``margen-mirror detector-emulator`` command line (flags spelled out whole, like every verb's)."""
+    p = argparse.ArgumentParser(prog="margen-mirror detector-emulator", allow_abbrev=False)
+    add_arguments(p)
     return p
 
 
-def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
-    p = build_parser()
-    a = p.parse_args(argv)
+def config_from_args(a: argparse.Namespace, p: argparse.ArgumentParser) -> DetectorEmulatorConfig:
+    """The configuration the parsed flags ask for; a value out of range or an unreadable token file is ``p.error``."""
     if not 0 <= a.port < 65536 or a.processing_seconds < 0:
         p.error("--port in [0, 65535] and --processing-seconds >= 0")
+    if a.rate_limit < 0 or a.rate_window <= 0:
+        p.error("--rate-limit >= 0 and --rate-window > 0")
     token = None
     if a.token_file is not None:
         try:
@@ -120,13 +129,22 @@ def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
         if not token:
             p.error("--token-file is empty")
     return DetectorEmulatorConfig(service=a.service, port=a.port, token=token,
-                                  processing_seconds=a.processing_seconds, data_dir=a.data_dir)
+                                  processing_seconds=a.processing_seconds, data_dir=a.data_dir,
+                                  rate_limit=a.rate_limit, rate_window_s=a.rate_window)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``detector-emulator`` CLI verb: serve until SIGINT/SIGTERM, exit 0 (1 if it cannot listen)."""
-    config = _parse(argv)
+    """The ``detector-emulator`` command line on its own: serve until SIGINT/SIGTERM, exit 0 (1 if it cannot listen)."""
+    return serve_config(_parse(argv))
 
+
+def _parse(argv: list[str] | None) -> DetectorEmulatorConfig:
+    p = build_parser()
+    return config_from_args(p.parse_args(argv), p)
+
+
+def serve_config(config: DetectorEmulatorConfig) -> int:
+    """Serve ``config`` until SIGINT/SIGTERM, printing ``READY <url>`` and the variables to export."""
     def ready_then_usage(ready: Callable[[str], None]) -> Callable[[str], None]:
         def announce(url: str) -> None:
             ready(url)

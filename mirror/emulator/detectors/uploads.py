@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,9 @@ class DetectorEmulatorConfig:
 
     ``processing_seconds`` is how long every job stays unfinished; ``fail_rate`` is the probability
     that an API request (never an admin one) is answered 500; ``seed`` keys the fault dice and the
-    detectors' per-image jitter, so two runs with one seed answer identically.
+    detectors' per-image jitter, so two runs with one seed answer identically. ``rate_limit``
+    (0: none) is how many API requests the token may make in any rolling ``rate_window_s``; past
+    it the service answers 429, as a real one would.
     """
 
     service: str
@@ -39,6 +43,8 @@ class DetectorEmulatorConfig:
     latency_ms: float = 0.0
     fail_rate: float = 0.0
     seed: int = 0
+    rate_limit: int = 0
+    rate_window_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.service not in SERVICES:
@@ -47,6 +53,8 @@ class DetectorEmulatorConfig:
             raise ValueError("the detector emulators only listen on loopback")
         if not 0.0 <= self.fail_rate <= 1.0 or self.processing_seconds < 0 or self.latency_ms < 0:
             raise ValueError("fail_rate in [0, 1], processing_seconds >= 0 and latency_ms >= 0")
+        if self.rate_limit < 0 or self.rate_window_s <= 0:
+            raise ValueError("rate_limit >= 0 and rate_window_s > 0")
 
     @property
     def api_token(self) -> str:
@@ -114,14 +122,26 @@ async def read_form(request: web.Request, limit: int, total_limit: int | None = 
 
 
 def fault_middleware(config: DetectorEmulatorConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """``latency_ms`` and ``fail_rate`` on every API request (admin routes are exempt)."""
+    """``rate_limit``, ``latency_ms`` and ``fail_rate`` on every API request (admin routes are exempt)."""
     dice = random.Random(f"faults/{config.service}/{config.seed}")
+    window: deque[float] = deque()          # arrival times of the requests let through in the window
 
     @web.middleware
     async def faults(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
         if request.path.startswith("/_admin"):
             return await handler(request)
+        counters = request.app[JOBS_KEY].counters
+        if config.rate_limit:
+            now = time.monotonic()
+            while window and window[0] <= now - config.rate_window_s:
+                window.popleft()
+            if len(window) >= config.rate_limit:
+                counters.rate_limited += 1
+                return web.json_response({"error": "rate limit exceeded"}, status=429)
+            window.append(now)
+            counters.max_in_window = max(counters.max_in_window, len(window))
+        counters.api_requests += 1
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
         if config.fail_rate > 0 and dice.random() < config.fail_rate:

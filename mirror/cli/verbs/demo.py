@@ -9,25 +9,44 @@ score every file, and a report shows where each detector collapses.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
 from pathlib import Path
 
-from mirror.cli.output import Progress, say
-from mirror.config import ApiKey, Limits
-from mirror.engine.sync import run_sync
-from mirror.inspect.status import read_status
-from mirror.jobs import Selection, SyncJob
+from mirror.cli.verbs import Subparsers
 
-__all__ = ["run_demo"]
+__all__ = ["register", "run", "run_demo"]
 
 _DEMO_KEY = "mgn_live_demo"      # a key the emulator creates for itself; it opens nothing real
 REFERENCE_DETECTOR = "python:mirror.detectors.reference:spectral_peakiness"
 
 
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("demo", help="start the embedded emulator and mirror a sample into ./margen-demo")
+    p.add_argument("--dest", default="margen-demo")
+    p.add_argument("--items", type=int, default=1500,
+                   help="corpus size of the embedded emulator (the default has reals and fakes in every "
+                        "skin tone × gender cell)")
+    p.add_argument("--detectors", action="store_true", help="go on through the whole loop: score with both detector "
+                                                            "emulators and a local detector, then build the report")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(Path(args.dest), items=args.items, quiet=args.quiet, detectors=args.detectors)
+
+
 def run_demo(dest: Path, *, items: int, quiet: bool, detectors: bool = False) -> int:
+    from mirror.cli.output import Progress, say
+    from mirror.config import ApiKey, Limits
     from mirror.emulator import EmulatorConfig, start_emulator_thread
+    from mirror.engine.sync import run_sync
+    from mirror.inspect.status import read_status
+    from mirror.jobs import Selection, SyncJob
 
     with tempfile.TemporaryDirectory(prefix="margen-emulator-") as data_dir, \
             start_emulator_thread(EmulatorConfig(items=items, data_dir=Path(data_dir))) as emulator:
@@ -60,6 +79,7 @@ Look at:
 
 def _score_and_report(dest: Path) -> int:
     """Score the mirror with both detector-service emulators and the reference detector; build the report."""
+    from mirror.cli.output import say
     from mirror.detectors import DeepfakeDetectionOptions, DetectorOptions, SynthetiqOptions, Token, run_score
     from mirror.emulator.detectors import DetectorEmulatorConfig, start_detector_thread
     from mirror.evaluation import build_report
