@@ -28,6 +28,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mirror.api.client import MargenClient
@@ -55,6 +56,7 @@ from mirror.errors import InsufficientCredits, RateLimited, ServerError, Transpo
 from mirror.inspect.local import count_local
 from mirror.jobs import Selection
 from mirror.store import Layout, ManifestIndex, compact
+from mirror.store.destination import shown_dest, url_scheme
 from mirror.store.reservations import Purchase, ReservationLog
 from mirror.store.selections import SelectionRecord, SelectionStates
 
@@ -63,15 +65,15 @@ __all__ = ["Decision", "ReleaseRun", "ReleaseQuote", "check_source", "decide", "
 _RETRYABLE = (TransportError, ServerError, RateLimited)
 
 
-def check_source(source: str, release: str | None, *, remote: str | None = None) -> None:
-    """UsageError for a ``--source``/``--release`` a sync cannot take (``remote``: DEST is a bucket)."""
+def check_source(dest: Path, source: str, release: str | None) -> None:
+    """UsageError for a ``--source``/``--release`` a sync into ``dest`` cannot take, before anything is asked."""
     if source not in SOURCES:
         raise UsageError(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
     if release is not None and source == "per-image":
         raise UsageError("--release NAME pins a bulk release: add --source release (or auto)")
-    if source != "per-image" and remote is not None:
-        raise UsageError(f"--source {source} places files in a local DEST only for now; sync into {remote} "
-                         "with --source per-image")
+    if source != "per-image" and url_scheme(dest):
+        raise UsageError(f"--source {source} places files in a local DEST only for now; sync into "
+                         f"{shown_dest(dest)} with --source per-image")
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
                    source: str = "per-image", release: str | None = None) -> PlanReport:
     """What ``sync`` would spend, per image and as a release (three API calls, and one or two for
     the release, none of which buys); touches nothing on disk."""
-    _check_source(job, source, release)
+    check_source(job.dest, source, release)
     layout = Layout(job.dest)
     async with _client(job, api_key, base_url, timeouts, Retries()) as client:
         selection, _ = await resolve_selection(client, job.selection)
@@ -84,10 +84,6 @@ async def run_plan(job: SyncJob, *, api_key: ApiKey, base_url: str, timeouts: Ti
                           to_charge=(0 if usage.tier == "test" else found.remaining) if found else None,
                           balance=usage.balance, max_credits=job.max_credits, api_calls=client.api_calls,
                           rate_limit=job.limits.rate_limit, ways=ways)
-
-
-def _check_source(job: SyncJob, source: str, release: str | None) -> None:
-    check_source(source, release, remote=shown_dest(job.dest) if url_scheme(job.dest) else None)
 
 
 @contextlib.asynccontextmanager
@@ -151,7 +147,7 @@ async def run_sync(job: SyncJob, *, api_key: ApiKey, base_url: str, progress: Pr
     status ``interrupted`` (exit code 130); the next run resumes it. ``source``: per-image, release
     or auto (see ``engine/release.py``); ``release`` pins one.
     """
-    _check_source(job, source, release)
+    check_source(job.dest, source, release)
     started = time.monotonic()
     report = SyncReport(selection=job.selection.describe(), dest=shown_dest(job.dest))
     try:

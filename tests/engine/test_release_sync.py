@@ -134,6 +134,9 @@ async def test_bad_input_costs_nothing_and_says_what_would_match(emulator, accou
         await do_sync(emulator, account, tmp_path / "a", filters={"scene": "indoor"}, source="release")
     with pytest.raises(mirror.UsageError, match="--source release"):
         await do_sync(emulator, account, tmp_path / "a", release=f"{BENCH}.0")
+    with pytest.raises(mirror.UsageError, match="local DEST only"):
+        await mirror.sync("s3://bucket/faces", benchmark=BENCH, api_key=account.key, base_url=emulator.url,
+                          source="release")
     assert emulator.admin.ledger(account.name)["charge_count"] == 0
     assert not (tmp_path / "a").exists(), "a refused run creates nothing"
 
