@@ -13,7 +13,8 @@ from typing import Any
 
 from mirror.errors import UsageError
 
-__all__ = ["Item", "Benchmark", "Dimension", "Catalog", "Usage", "Download", "Page", "Release", "ReleasePart"]
+__all__ = ["Item", "Benchmark", "Dimension", "Catalog", "Usage", "Download", "Page", "Release", "ReleasePart",
+           "usable_id"]
 
 Item = dict[str, Any]
 """An ``attack_data_item`` object as the server sent it."""
@@ -156,14 +157,14 @@ class Page:
     next_cursor: str | None
     total: int | None
     raw: dict[str, Any]
-    malformed: int = 0        # entries without a usable id (see _usable_id): skipped, and reported by the caller
+    malformed: int = 0        # entries without a usable id (see usable_id): skipped, and reported by the caller
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Page:
         data = obj.get("data")
         if not isinstance(data, list):
             raise ValueError("items response has no data list")
-        items = [it for it in data if isinstance(it, dict) and _usable_id(it.get("id"))]
+        items = [it for it in data if isinstance(it, dict) and usable_id(it.get("id"))]
         cursor = obj.get("next_cursor")
         total = obj.get("total")
         return cls(items=items, malformed=len(data) - len(items), has_more=obj.get("has_more") is True,
@@ -171,7 +172,7 @@ class Page:
                    total=total if isinstance(total, int) else None, raw=obj)
 
 
-def _usable_id(value: Any) -> bool:
+def usable_id(value: Any) -> bool:
     """A string that is valid Unicode: JSON may carry a lone surrogate (``"\\ud800"``), which no
     file name, manifest row or request path can hold. API ids are ASCII; the check costs ~50 ns."""
     if not isinstance(value, str):

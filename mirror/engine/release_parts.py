@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 import aiohttp
 
-from mirror.api.models import Release, ReleasePart
+from mirror.api.models import Release, ReleasePart, usable_id
 from mirror.api.retry import Retry, attempt_loop
 from mirror.config import Retries, Timeouts
 from mirror.engine.outcome import Failure, SyncReport
@@ -279,7 +279,7 @@ class PartsRun:
         now = datetime.now(UTC)
         for batch in reader.iter_batches(batch_size=max(1, BATCH_BYTES // per_row), use_threads=False):
             ids = batch.column("id").to_pylist()
-            bad = next((i for i in ids if not _usable_id(i)), False)
+            bad = next((i for i in ids if not (i and usable_id(i))), False)
             if bad is not False:
                 raise IntegrityError(f"part {part.key} has a row without a usable id ({bad!r})")
             fresh = [i for i, here in enumerate(self.index.contains_many(ids)) if not here]
@@ -382,17 +382,5 @@ def _check_footer(part: ReleasePart, meta: Any) -> None:
         raise IntegrityError(f"part {part.key} holds {meta.num_rows} rows, {part.rows} announced")
     if not {"id", "image"} <= set(meta.schema.names):
         raise IntegrityError(f"part {part.key} has no id and image columns")
-
-
-def _usable_id(value: Any) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
