@@ -14,8 +14,9 @@ Everything raised on purpose is a ``mirror.MirrorError`` (see ``mirror.errors``)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mirror.lazy import lazy_exports
 
 __all__ = [
     "sync", "sync_blocking", "plan", "open_manifest", "load_job_file",
@@ -36,6 +37,7 @@ _HOMES = {
     "Selection": "mirror.jobs", "Limits": "mirror.config", "Timeouts": "mirror.config", "Retries": "mirror.config",
     "SyncReport": "mirror.engine.outcome", "PlanReport": "mirror.engine.outcome",
     **dict.fromkeys(__all__[__all__.index("MirrorError"):], "mirror.errors"),
+    "ray": "mirror.ray",        # the [ray] extra's face (read_mirror); Ray loads only when it is used
 }
 
 if TYPE_CHECKING:
@@ -68,14 +70,4 @@ if TYPE_CHECKING:
     from mirror.store import open_manifest
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mirror' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports("mirror", _HOMES, globals(), __all__)

@@ -12,8 +12,7 @@ readers and the HTTP clients load on first use, so the CLI can build every verb'
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mirror.detectors.base import (
     Detector,
@@ -33,6 +32,7 @@ from mirror.detectors.options import (
     SynthetiqOptions,
 )
 from mirror.detectors.registry import Adapter, load_detector, register
+from mirror.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from mirror.detectors.history import import_history
@@ -47,14 +47,4 @@ _LAZY = {"run_score": "mirror.detectors.scoring", "ScoreReport": "mirror.detecto
          "open_scores": "mirror.store.verdicts", "import_history": "mirror.detectors.history"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _LAZY.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mirror.detectors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports("mirror.detectors", _LAZY, globals(), __all__)
